@@ -1,0 +1,31 @@
+"""archgraph: a graph-based neural architecture compiler.
+
+    graph = archgraph.load("resnet50")            # a YAML spec, or a zoo name
+    module = archgraph.compile(graph, weights=sd) # torch.fx.GraphModule
+"""
+
+from archgraph import blocks as _blocks  # noqa: F401  (registers the built-in blocks)
+from archgraph import ops as _ops  # noqa: F401  (registers the built-in ops)
+from archgraph.api import compile, load, zoo
+from archgraph.blocks.registry import register_block
+from archgraph.builder import Builder, Value
+from archgraph.errors import ArchgraphError, SpecError
+from archgraph.ir import Graph, TensorType
+from archgraph.ops.registry import register_op
+from archgraph.spec import Limits
+
+__all__ = [
+    "ArchgraphError",
+    "Builder",
+    "Graph",
+    "Limits",
+    "SpecError",
+    "TensorType",
+    "Value",
+    "compile",
+    "load",
+    "register_block",
+    "register_op",
+    "zoo",
+]
+__version__ = "0.1.0"

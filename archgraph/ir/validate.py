@@ -1,0 +1,45 @@
+"""Graph verification: acyclic, well-wired, every node's args and type agree with its op's rules.
+
+Run after building and after every pass; a failure is a bug in whoever produced the graph."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from archgraph.errors import ArchgraphError, GraphError
+from archgraph.ir.graph import Graph
+from archgraph.ops.registry import ShapeMismatch, get_op
+
+
+def validate(graph: Graph) -> None:
+    if not nx.is_directed_acyclic_graph(graph.nx):
+        cycle = " -> ".join(src for src, _ in nx.find_cycle(graph.nx))
+        raise GraphError(f"the graph has a cycle: {cycle}")
+    if not graph.outputs:
+        raise GraphError("the graph has no outputs", hint="name at least one node under `outputs`")
+    for out in graph.outputs:
+        if out not in graph:
+            raise GraphError(f"output '{out}' is not a node of the graph")
+    for node in graph.nodes():
+        try:
+            op = get_op(node.op)
+            op.check_arity(len(node.inputs))
+            if op.normalize_args(node.args) != node.args:
+                raise GraphError("args are not in normal form", found=str(node.args))
+            preds = [src for src, _, _ in sorted(graph.nx.in_edges(node.id, data="index"), key=lambda e: e[2])]
+            if tuple(preds) != node.inputs:
+                raise GraphError("edges disagree with the node's inputs", expected=str(node.inputs), found=str(preds))
+            ins = [graph[i].type for i in node.inputs]
+            inferred = op.infer(node.args, ins)
+        except ShapeMismatch as e:
+            raise GraphError(e.message, node=node.id, loc=node.loc, expected=e.expected, found=e.found) from None
+        except ArchgraphError as e:
+            raise e.located(node.loc, node.id) from None
+        if inferred != node.type:
+            raise GraphError(
+                "stored type disagrees with the op's shape rule",
+                node=node.id,
+                loc=node.loc,
+                expected=str(inferred),
+                found=str(node.type),
+            )

@@ -1,0 +1,83 @@
+"""Normalization: batchnorm (over dim 1 of a rank 2-5 tensor) and layernorm (over the last dim)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from archgraph.ir.types import TensorType
+from archgraph.ops.registry import BOOL, FLOAT, Arg, OpDef, ParamSpec, need_rank, pointwise_cost, register_op
+
+_BATCHNORM = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
+
+
+def _bn_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
+    return need_rank(ins, sorted(_BATCHNORM), "batched with channels at dim 1")
+
+
+def _bn_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
+    c = (ins[0].shape[1],)
+    specs: dict[str, ParamSpec] = {}
+    if args["affine"]:
+        specs["weight"] = ParamSpec(c, "ones")
+        specs["bias"] = ParamSpec(c, "zeros")
+    specs["running_mean"] = ParamSpec(c, "zeros", trainable=False)
+    specs["running_var"] = ParamSpec(c, "ones", trainable=False)
+    specs["num_batches_tracked"] = ParamSpec((), "zeros", trainable=False, dtype="int64")
+    return specs
+
+
+def _bn_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
+    cls = _BATCHNORM[ins[0].rank]
+    return cls(ins[0].shape[1], eps=args["eps"], momentum=args["momentum"], affine=args["affine"], device="meta")
+
+
+BATCHNORM = register_op(
+    OpDef(
+        name="batchnorm",
+        doc="batch normalization over channels (dim 1); running statistics are buffers",
+        args={"eps": Arg(FLOAT, 1e-5), "momentum": Arg(FLOAT, 0.1), "affine": Arg(BOOL, True)},
+        infer=_bn_infer,
+        params=_bn_params,
+        cost=pointwise_cost(2),
+        module=_bn_module,
+    )
+)
+
+
+def _ln_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
+    return need_rank(ins, [2, 3, 4, 5], "batched")
+
+
+def _ln_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
+    if not args["elementwise_affine"]:
+        return {}
+    c = (ins[0].shape[-1],)
+    specs = {"weight": ParamSpec(c, "ones")}
+    if args["bias"]:
+        specs["bias"] = ParamSpec(c, "zeros")
+    return specs
+
+
+def _ln_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
+    return nn.LayerNorm(
+        ins[0].shape[-1],
+        eps=args["eps"],
+        elementwise_affine=args["elementwise_affine"],
+        bias=args["bias"],
+        device="meta",
+    )
+
+
+LAYERNORM = register_op(
+    OpDef(
+        name="layernorm",
+        doc="layer normalization over the last dimension",
+        args={"eps": Arg(FLOAT, 1e-5), "elementwise_affine": Arg(BOOL, True), "bias": Arg(BOOL, True)},
+        infer=_ln_infer,
+        params=_ln_params,
+        cost=pointwise_cost(5),
+        module=_ln_module,
+    )
+)

@@ -1,0 +1,315 @@
+"""The op registry: one OpDef per op, holding every rule about that op.
+
+An op declares its argument schema, shape rule, parameters (shapes and initializers), cost rule
+and torch lowering in its own file, and registers itself here. Everything else in archgraph
+(front ends, passes, codegen, profiler) dispatches by looking an op up, never by branching on
+its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from torch import fx, nn
+
+from archgraph.errors import SpecError, did_you_mean
+from archgraph.ir.types import TensorType
+
+REQUIRED: Any = object()
+
+
+class ArgTypeError(Exception):
+    """An argument value of the wrong type; carries the expected description."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
+@dataclass(frozen=True)
+class ArgKind:
+    """A named argument type with a normalizing checker (value -> canonical value)."""
+
+    name: str
+    check: Callable[[Any], Any]
+    json_schema: Mapping[str, Any]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int(v: Any) -> int:
+    if not _is_int(v):
+        raise ArgTypeError("an integer")
+    return v
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ArgTypeError("a number")
+    return float(v)
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ArgTypeError("true or false")
+    return v
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ArgTypeError("a string")
+    return v
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if _is_int(v):
+        return (v, v)
+    if isinstance(v, list | tuple) and len(v) == 2 and all(_is_int(x) for x in v):
+        return (v[0], v[1])
+    raise ArgTypeError("an integer or a list of two integers")
+
+
+def _ints(v: Any) -> tuple[int, ...]:
+    if isinstance(v, list | tuple) and all(_is_int(x) for x in v):
+        return tuple(v)
+    raise ArgTypeError("a list of integers")
+
+
+INT = ArgKind("int", _int, {"type": "integer"})
+FLOAT = ArgKind("float", _float, {"type": "number"})
+BOOL = ArgKind("bool", _bool, {"type": "boolean"})
+STR = ArgKind("str", _str, {"type": "string"})
+PAIR = ArgKind(
+    "int or [int, int]",
+    _pair,
+    {
+        "oneOf": [
+            {"type": "integer"},
+            {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+        ]
+    },
+)
+INTS = ArgKind("list of int", _ints, {"type": "array", "items": {"type": "integer"}})
+
+
+def optional(kind: ArgKind) -> ArgKind:
+    """The same kind, also accepting null (None)."""
+
+    def check(v: Any) -> Any:
+        if v is None:
+            return None
+        try:
+            return kind.check(v)
+        except ArgTypeError as e:
+            raise ArgTypeError(f"{e.expected} or null") from None
+
+    return ArgKind(f"{kind.name} or null", check, {"anyOf": [dict(kind.json_schema), {"type": "null"}]})
+
+
+@dataclass(frozen=True)
+class Arg:
+    kind: ArgKind
+    default: Any = REQUIRED
+    choices: tuple[Any, ...] | None = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One tensor of an op's state: shape, initializer name, and whether it is a trainable parameter.
+
+    Initializers (see archgraph.ir.weights): "kaiming_uniform" (PyTorch's conv/linear default),
+    "fan_in_uniform" (PyTorch's bias default; needs fan_in), "ones", "zeros", "trunc_normal".
+    """
+
+    shape: tuple[int, ...]
+    init: str
+    trainable: bool = True
+    dtype: str = "float32"
+    fan_in: int | None = None
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Analytic cost of one node. MACs: multiply-accumulates of conv/linear/matmul work.
+
+    FLOPs: every floating-point operation, 2 per MAC plus the pointwise and reduction work
+    (normalization, activations, pooling, softmax), so FLOPs >= 2 * MACs.
+    """
+
+    macs: int = 0
+    flops: int = 0
+
+
+class ShapeMismatch(Exception):
+    """Raised by a shape rule; the builder turns it into a located SpecError."""
+
+    def __init__(self, message: str, *, expected: str, found: str, input_index: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.expected = expected
+        self.found = found
+        self.input_index = input_index
+
+
+class Emitter(Protocol):
+    """What an op's lowering may emit into the fx graph (implemented by archgraph.codegen.fx)."""
+
+    def function(self, fn: Callable[..., Any], args: tuple, kwargs: dict | None = None) -> fx.Node: ...
+
+    def method(self, name: str, args: tuple, kwargs: dict | None = None) -> fx.Node: ...
+
+
+Infer = Callable[[dict[str, Any], list[TensorType]], TensorType]
+Lower = Callable[[Emitter, dict[str, Any], list[fx.Node]], fx.Node]
+MakeModule = Callable[[dict[str, Any], list[TensorType]], nn.Module]
+
+
+def no_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
+    return {}
+
+
+def pointwise_cost(per_element: int = 1) -> Callable[..., Cost]:
+    """Cost rule of an op doing `per_element` flops for each output element."""
+
+    def cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
+        return Cost(macs=0, flops=per_element * out.numel)
+
+    return cost
+
+
+def free(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
+    """Cost rule of data movement only (views, concatenation): no arithmetic."""
+    return Cost()
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """Everything about one op. Exactly one of `module` (ops with state or training behaviour,
+    lowered to a call_module whose state_dict keys are the ParamSpec names) and `lower`
+    (stateless ops, lowered to torch functions) is set."""
+
+    name: str
+    doc: str
+    infer: Infer
+    args: dict[str, Arg] = field(default_factory=dict)
+    arity: tuple[int, int | None] = (1, 1)
+    params: Callable[[dict[str, Any], list[TensorType]], dict[str, ParamSpec]] = no_params
+    cost: Callable[[dict[str, Any], list[TensorType], TensorType], Cost] = pointwise_cost(1)
+    module: MakeModule | None = None
+    lower: Lower | None = None
+    pointwise: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.module is None) == (self.lower is None):
+            raise ValueError(f"op {self.name}: set exactly one of module= and lower=")
+
+    def normalize_args(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Check `given` against the schema; return all args with defaults filled in.
+
+        Raises SpecError (without location; the caller adds it) naming the bad argument.
+        """
+        unknown = [k for k in given if k not in self.args]
+        if unknown:
+            k = unknown[0]
+            hint = did_you_mean(k, self.args) or (
+                f"{self.name} takes: {', '.join(self.args) or 'no arguments'}"
+            )
+            raise SpecError(f"unknown argument '{k}' for op '{self.name}'", hint=hint, field=k)
+        out: dict[str, Any] = {}
+        for key, arg in self.args.items():
+            if key not in given or (given[key] is None and arg.required):
+                if arg.required:
+                    raise SpecError(
+                        f"op '{self.name}' needs argument '{key}'",
+                        expected=f"'{key}': {arg.kind.name}",
+                        found="nothing",
+                    )
+                out[key] = arg.kind.check(arg.default)  # defaults in normal form too
+                continue
+            value = given[key]
+            try:
+                value = arg.kind.check(value)
+            except ArgTypeError as e:
+                raise SpecError(
+                    f"argument '{key}' of op '{self.name}' has the wrong type",
+                    expected=e.expected,
+                    found=f"{value!r} ({type(value).__name__})",
+                    field=key,
+                ) from None
+            if arg.choices is not None and value not in arg.choices:
+                raise SpecError(
+                    f"argument '{key}' of op '{self.name}' is not one of its choices",
+                    expected=" | ".join(repr(c) for c in arg.choices),
+                    found=repr(value),
+                    hint=did_you_mean(str(value), [str(c) for c in arg.choices]),
+                    field=key,
+                )
+            out[key] = value
+        return out
+
+    def check_arity(self, n: int) -> None:
+        lo, hi = self.arity
+        if n < lo or (hi is not None and n > hi):
+            want = str(lo) if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+            raise SpecError(
+                f"op '{self.name}' got the wrong number of inputs",
+                expected=f"{want} input(s)",
+                found=f"{n}",
+            )
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def register_op(op: OpDef, *, replace: bool = False) -> OpDef:
+    """Add an op to the registry (plugins call this too). Names are unique unless replace=True."""
+    if op.name in _REGISTRY and not replace:
+        raise ValueError(f"op '{op.name}' is already registered")
+    _REGISTRY[op.name] = op
+    return op
+
+
+def get_op(name: str) -> OpDef:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise SpecError(
+            f"unknown op '{name}'",
+            hint=did_you_mean(name, _REGISTRY) or "run `archgraph ops` to list the ops",
+            field="op",
+        ) from None
+
+
+def op_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def same_shape(message: str, a: TensorType, b: TensorType, index: int) -> None:
+    if a.shape != b.shape:
+        raise ShapeMismatch(message, expected=str(a), found=str(b), input_index=index)
+
+
+def need_rank(ins: Sequence[TensorType], ranks: Sequence[int], what: str) -> TensorType:
+    x = ins[0]
+    if x.rank not in ranks:
+        want = " or ".join(str(r) for r in ranks)
+        raise ShapeMismatch(
+            f"input must be {what}", expected=f"a rank-{want} tensor", found=str(x), input_index=0
+        )
+    return x

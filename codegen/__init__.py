@@ -1,0 +1,5 @@
+"""archgraph's back end (installed as archgraph.codegen): lowering to torch.fx."""
+
+from archgraph.codegen.fx import lower
+
+__all__ = ["lower"]

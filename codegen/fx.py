@@ -1,0 +1,104 @@
+"""Lowering: ir.Graph -> torch.fx.GraphModule, built directly as an fx Graph (no tracing).
+
+fx node names are the IR ids made into identifiers ('layer1.0.conv1' -> 'layer1_0_conv1'); ops
+with state become submodules installed along their dotted ids, so the module's state_dict keys
+are exactly the graph's weight keys '<node id>.<param>'. Each fx node records its IR id in
+`node.meta["ir_id"]` so profiles and errors speak in the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import fx, nn
+
+from archgraph.errors import GraphError
+from archgraph.ir.graph import Graph
+from archgraph.ops.registry import get_op
+
+
+class _Emitter:
+    """What op lowerings see (archgraph.ops.registry.Emitter): emits nodes named after `ir_id`."""
+
+    def __init__(self, graph: fx.Graph) -> None:
+        self.graph = graph
+        self.ir_id = ""
+
+    def _create(self, kind: str, target: Any, args: tuple, kwargs: dict | None) -> fx.Node:
+        node = self.graph.create_node(kind, target, tuple(args), dict(kwargs or {}), name=self.ir_id.replace(".", "_"))
+        node.meta["ir_id"] = self.ir_id
+        return node
+
+    def function(self, fn: Callable[..., Any], args: tuple, kwargs: dict | None = None) -> fx.Node:
+        return self._create("call_function", fn, args, kwargs)
+
+    def method(self, name: str, args: tuple, kwargs: dict | None = None) -> fx.Node:
+        return self._create("call_method", name, args, kwargs)
+
+    def module(self, target: str, args: tuple) -> fx.Node:
+        return self._create("call_module", target, args, None)
+
+
+def _install(root: nn.Module, path: str, module: nn.Module) -> None:
+    """Put `module` at dotted `path` under `root`, creating plain containers on the way."""
+    *parents, leaf = path.split(".")
+    owner = root
+    for part in parents:
+        child = owner._modules.get(part)
+        if child is None:
+            child = nn.Module()
+            owner.add_module(part, child)
+        elif type(child) is not nn.Module:
+            raise GraphError(f"node id '{path}' nests inside node '{part}', which has parameters", node=path)
+        owner = child
+    if leaf in owner._modules:
+        raise GraphError(f"node id '{path}' collides with a scope of the same name", node=path)
+    owner.add_module(leaf, module)
+
+
+def _class_name(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in name)
+    return cleaned if cleaned[:1].isalpha() else f"Net_{cleaned}"
+
+
+def lower(graph: Graph) -> fx.GraphModule:
+    """Lower a graph whose weights are bound (graph.weights) to an fx.GraphModule."""
+    if graph.weights is None:
+        raise GraphError("the graph has no weights bound", hint="use archgraph.compile, or bind_weights(graph)")
+    fxg = fx.Graph()
+    emit = _Emitter(fxg)
+    root = nn.Module()
+    values: dict[str, fx.Node] = {}
+    for node in graph.nodes():
+        emit.ir_id = node.id
+        if node.op == "input":
+            values[node.id] = emit._create("placeholder", node.id.replace(".", "_"), (), None)
+            continue
+        op = get_op(node.op)
+        xs = [values[i] for i in node.inputs]
+        if op.module is not None:
+            _install(root, node.id, op.module(node.args, [graph[i].type for i in node.inputs]))
+            values[node.id] = emit.module(node.id, tuple(xs))
+        else:
+            assert op.lower is not None
+            values[node.id] = op.lower(emit, node.args, xs)
+    outs = [values[o] for o in graph.outputs]
+    fxg.output(outs[0] if len(outs) == 1 else tuple(outs))
+    # Modules were made on the meta device; the graph's tensors become their state (copied, so
+    # training the module never changes the graph).
+    root.load_state_dict({k: v.clone() for k, v in graph.weights.items()}, strict=True, assign=True)
+    _materialize_stateless(root)
+    gm = fx.GraphModule(root, fxg, class_name=_class_name(graph.name))
+    gm.meta["archgraph_graph"] = graph.name
+    return gm
+
+
+def _materialize_stateless(root: nn.Module) -> None:
+    """Any tensor left on the meta device is a bug in an op's ParamSpec/module pairing."""
+    for name, t in [*root.named_parameters(), *root.named_buffers()]:
+        if t.device.type == "meta":
+            raise GraphError(f"tensor '{name}' was not bound", hint="the op's params() misses it")
+
+
+__all__ = ["lower"]
