@@ -1,8 +1,7 @@
-"""The typed IR: Graph, Node, TensorType, validation, weights."""
+"""The typed IR: Graph, Node and TensorType here; validation (archgraph.ir.validate) and weights
+(archgraph.ir.weights) consult the op registry, so they are imported from their modules."""
 
 from archgraph.ir.graph import Graph, Node
 from archgraph.ir.types import TensorType
-from archgraph.ir.validate import validate
-from archgraph.ir.weights import bind_weights, count_params, init_weights, param_specs
 
-__all__ = ["Graph", "Node", "TensorType", "bind_weights", "count_params", "init_weights", "param_specs", "validate"]
+__all__ = ["Graph", "Node", "TensorType"]

@@ -1,7 +1,13 @@
-"""The op registry and the built-in ops (one module per op family; importing registers them)."""
+"""The op registry and the built-in ops: one module per op family in this package. Importing the
+package imports every module in it, and each module registers its ops, so adding an op family is
+adding one file."""
 
-from archgraph.ops import activation, attention, conv, elementwise, linear, matmul, misc, norm, pool, shape
+import importlib
+import pkgutil
+
 from archgraph.ops.registry import OpDef, get_op, op_names, register_op
 
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
 __all__ = ["OpDef", "get_op", "op_names", "register_op"]
-_FAMILIES = (activation, attention, conv, elementwise, linear, matmul, misc, norm, pool, shape)
