@@ -59,8 +59,12 @@ def compile(  # noqa: A001 - the verb users expect
     return lower(graph)
 
 
-def timed_compile(graph: Graph, opt_level: int = 0, weights: Mapping[str, torch.Tensor] | None = None,
-                  seed: int = 0) -> tuple[fx.GraphModule, float]:
+def timed_compile(
+    graph: Graph,
+    opt_level: int = 0,
+    weights: Mapping[str, torch.Tensor] | None = None,
+    seed: int = 0,
+) -> tuple[fx.GraphModule, float]:
     """compile() and its wall time in seconds."""
     start = time.perf_counter()
     module = compile(graph, opt_level, weights, seed=seed)

@@ -57,7 +57,9 @@ class Builder:
 
     def __init__(self, name: str, description: str = "", *, batch: int = 1) -> None:
         if not isinstance(batch, int) or batch < 1:
-            raise SpecError("batch size must be a positive integer", expected=">= 1", found=repr(batch))
+            raise SpecError(
+                "batch size must be a positive integer", expected=">= 1", found=repr(batch)
+            )
         self.graph = Graph(name, description)
         self.batch = batch
         self._scope: list[str] = []
@@ -89,18 +91,28 @@ class Builder:
         return Value(node_id, self.graph[node_id].type)
 
     # ---- nodes ----------------------------------------------------------------------------
-    def input(self, name: str, shape: list[int] | tuple[int, ...], dtype: str = "float32", *,
-              loc: Loc | None = None) -> Value:
+    def input(
+        self,
+        name: str,
+        shape: list[int] | tuple[int, ...],
+        dtype: str = "float32",
+        *,
+        loc: Loc | None = None,
+    ) -> Value:
         """A graph input; `shape` is per sample (the builder's batch size is put in front)."""
         if not isinstance(shape, list | tuple):
             raise SpecError(
-                f"input '{name}' needs a shape", node=name, loc=loc or _caller_loc(),
-                expected="a list of positive sizes, e.g. [3, 224, 224]", found=repr(shape),
+                f"input '{name}' needs a shape",
+                node=name,
+                loc=loc or _caller_loc(),
+                expected="a list of positive sizes, e.g. [3, 224, 224]",
+                found=repr(shape),
             )
         return self.node("input", name=name, loc=loc, shape=[self.batch, *shape], dtype=dtype)
 
-    def node(self, op: str, *inputs: Value, name: str | None = None, loc: Loc | None = None,
-             **args: Any) -> Value:
+    def node(
+        self, op: str, *inputs: Value, name: str | None = None, loc: Loc | None = None, **args: Any
+    ) -> Value:
         """Add one op node; returns its output. Raises SpecError located at `loc`."""
         loc = loc or _caller_loc()
         node_id = self.qualify(name) if name is not None else self._fresh(op)
@@ -116,14 +128,17 @@ class Builder:
             if e.input_index is not None and e.input_index < len(inputs):
                 found = f"{found} from '{inputs[e.input_index].id}'"
             field = "in" if e.input_index is not None else None
-            raise SpecError(e.message, node=node_id, loc=loc, expected=e.expected, found=found, field=field) from None
+            raise SpecError(
+                e.message, node=node_id, loc=loc, expected=e.expected, found=found, field=field
+            ) from None
         except ArchgraphError as e:
             raise e.located(loc, node_id) from None
         self.graph.add(Node(node_id, op, tuple(v.id for v in inputs), norm, out, loc))
         return Value(node_id, out)
 
-    def block(self, block: str | BlockDef, *inputs: Value, name: str, loc: Loc | None = None,
-              **args: Any) -> Value:
+    def block(
+        self, block: str | BlockDef, *inputs: Value, name: str, loc: Loc | None = None, **args: Any
+    ) -> Value:
         """Call a block (a registered name, or a BlockDef) inside the scope `name`."""
         loc = loc or _caller_loc()
         try:
@@ -142,7 +157,9 @@ class Builder:
     def build(self) -> Graph:
         """Finish: verify the whole graph and hand it over."""
         if not self.graph.outputs:
-            raise SpecError("the network has no outputs", hint="call output(...) / list `outputs:` in the spec")
+            raise SpecError(
+                "the network has no outputs", hint="call output(...) / list `outputs:` in the spec"
+            )
         validate(self.graph)
         return self.graph
 
@@ -155,4 +172,3 @@ class Builder:
             return self.node(op, *inputs, **kwargs)
 
         return call
-

@@ -26,7 +26,9 @@ class _Emitter:
         self.ir_id = ""
 
     def _create(self, kind: str, target: Any, args: tuple, kwargs: dict | None) -> fx.Node:
-        node = self.graph.create_node(kind, target, tuple(args), dict(kwargs or {}), name=self.ir_id.replace(".", "_"))
+        node = self.graph.create_node(
+            kind, target, tuple(args), dict(kwargs or {}), name=self.ir_id.replace(".", "_")
+        )
         node.meta["ir_id"] = self.ir_id
         return node
 
@@ -50,7 +52,9 @@ def _install(root: nn.Module, path: str, module: nn.Module) -> None:
             child = nn.Module()
             owner.add_module(part, child)
         elif type(child) is not nn.Module:
-            raise GraphError(f"node id '{path}' nests inside node '{part}', which has parameters", node=path)
+            raise GraphError(
+                f"node id '{path}' nests inside node '{part}', which has parameters", node=path
+            )
         owner = child
     if leaf in owner._modules:
         raise GraphError(f"node id '{path}' collides with a scope of the same name", node=path)
@@ -65,7 +69,9 @@ def _class_name(name: str) -> str:
 def lower(graph: Graph) -> fx.GraphModule:
     """Lower a graph whose weights are bound (graph.weights) to an fx.GraphModule."""
     if graph.weights is None:
-        raise GraphError("the graph has no weights bound", hint="use archgraph.compile, or bind_weights(graph)")
+        raise GraphError(
+            "the graph has no weights bound", hint="use archgraph.compile, or bind_weights(graph)"
+        )
     fxg = fx.Graph()
     emit = _Emitter(fxg)
     root = nn.Module()

@@ -28,13 +28,30 @@ def test_zoo_lists_every_spec_with_a_description() -> None:
 def test_validate_summarizes() -> None:
     proc = run("validate", "resnet18", "--set", "num_classes=10")
     assert proc.returncode == 0, proc.stderr
-    assert "ok: resnet18" in proc.stdout and "params 11,181,642" in proc.stdout and "fc [1, 10]" in proc.stdout
+    assert (
+        "ok: resnet18" in proc.stdout
+        and "params 11,181,642" in proc.stdout
+        and "fc [1, 10]" in proc.stdout
+    )
 
 
 def test_compile_profile_json_and_code(tmp_path: Path) -> None:
     out, code = tmp_path / "p.json", tmp_path / "model.py"
-    proc = run("compile", "resnet18", "--profile", "--batch", "2", "--json", str(out), "--emit-code", str(code),
-               "--repeats", "3", "--warmup", "1")
+    proc = run(
+        "compile",
+        "resnet18",
+        "--profile",
+        "--batch",
+        "2",
+        "--json",
+        str(out),
+        "--emit-code",
+        str(code),
+        "--repeats",
+        "3",
+        "--warmup",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "layer4.1.conv2" in proc.stdout and "total" in proc.stdout
     data = json.loads(out.read_text())
@@ -43,7 +60,9 @@ def test_compile_profile_json_and_code(tmp_path: Path) -> None:
     assert data["flops"] >= 2 * data["macs"] and data["latency_ms"] > 0
     ids = [n["id"] for n in data["nodes"]]
     assert ids[0] == "conv1" and ids[-1] == "fc" and len(ids) == len(archgraph.load("resnet18")) - 1
-    assert all(set(n) >= {"id", "op", "params", "macs", "flops", "latency_ms"} for n in data["nodes"])
+    assert all(
+        set(n) >= {"id", "op", "params", "macs", "flops", "latency_ms"} for n in data["nodes"]
+    )
     assert abs(sum(n["share"] for n in data["nodes"]) - 1.0) < 1e-6
     source = code.read_text()
     ast.parse(source)

@@ -4,6 +4,7 @@ lowered to the PyTorch it stands for."""
 from __future__ import annotations
 
 import operator
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,7 +26,9 @@ def resnet18_in_python(num_classes: int = 1000) -> archgraph.Graph:
     for stage, planes in enumerate([64, 128, 256, 512], start=1):
         with b.scope(f"layer{stage}"):
             for i in range(2):
-                y = b.block("basic", y, name=str(i), planes=planes, stride=2 if stage > 1 and i == 0 else 1)
+                y = b.block(
+                    "basic", y, name=str(i), planes=planes, stride=2 if stage > 1 and i == 0 else 1
+                )
     y = b.adaptive_avgpool2d(y, name="avgpool", output_size=1)
     y = b.flatten(y, name="flatten")
     b.output(b.linear(y, name="fc", out_features=num_classes))
@@ -55,7 +58,7 @@ def test_python_errors_point_at_the_callers_line() -> None:
         b.add(x, y, name="bad")  # the located line
     e = err.value
     assert e.node == "bad" and e.loc is not None and e.loc.file == __file__
-    assert "b.add(x, y" in open(__file__).read().splitlines()[e.loc.line - 1]
+    assert "b.add(x, y" in Path(__file__).read_text().splitlines()[e.loc.line - 1]
 
 
 def test_unknown_block_argument_has_a_hint() -> None:
@@ -70,9 +73,14 @@ def every_core_op() -> archgraph.Graph:
     """A small net touching every op of the foundation issue."""
     b = Builder("all_ops", batch=2)
     x = b.input("x", [4, 8, 8])
-    c = b.conv2d(x, name="conv", out_channels=8, kernel_size=3, padding=2, dilation=2, groups=2, stride=1)
+    c = b.conv2d(
+        x, name="conv", out_channels=8, kernel_size=3, padding=2, dilation=2, groups=2, stride=1
+    )
     c = b.batchnorm(c, name="bn")
-    acts = [b.node(op, c, name=op) for op in ("relu", "relu6", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")]
+    acts = [
+        b.node(op, c, name=op)
+        for op in ("relu", "relu6", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
+    ]
     g = b.gelu(acts[0], name="gelu", approximate="tanh")
     s = b.add(g, acts[1], name="sum")
     m = b.mul(s, acts[2], name="prod")
@@ -81,10 +89,14 @@ def every_core_op() -> archgraph.Graph:
     ap = b.avgpool2d(mp, name="ap", kernel_size=2, stride=1)
     up = b.upsample(ap, name="up", scale_factor=2.0, mode="bilinear")
     amp = b.adaptive_maxpool2d(up, name="amp", output_size=[2, 2])
-    tokens = b.transpose(b.reshape(amp, name="tok", shape=[24, 4]), name="tt", dim0=1, dim1=2)  # [N, 4, 24]
+    tokens = b.transpose(
+        b.reshape(amp, name="tok", shape=[24, 4]), name="tt", dim0=1, dim1=2
+    )  # [N, 4, 24]
     tokens = b.layernorm(tokens, name="ln")
     att = b.mhsa(tokens, name="attn", num_heads=4)
-    scores = b.softmax(b.matmul(att, b.permute(att, name="perm", dims=[0, 2, 1]), name="mm"), name="sm")
+    scores = b.softmax(
+        b.matmul(att, b.permute(att, name="perm", dims=[0, 2, 1]), name="mm"), name="sm"
+    )
     mixed = b.dropout(b.identity(scores, name="id"), name="drop", p=0.1)
     pooled = b.adaptive_avgpool2d(up, name="gap", output_size=1)
     flat = b.flatten(pooled, name="flat")
@@ -93,10 +105,21 @@ def every_core_op() -> archgraph.Graph:
     return b.build()
 
 
-def reference_forward(sd: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_forward(
+    sd: dict[str, torch.Tensor], x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The same network written by hand in plain PyTorch."""
     c = F.conv2d(x, sd["conv.weight"], sd["conv.bias"], padding=2, dilation=2, groups=2)
-    c = F.batch_norm(c, sd["bn.running_mean"], sd["bn.running_var"], sd["bn.weight"], sd["bn.bias"], False, 0.0, 1e-5)
+    c = F.batch_norm(
+        c,
+        sd["bn.running_mean"],
+        sd["bn.running_var"],
+        sd["bn.weight"],
+        sd["bn.bias"],
+        False,
+        0.0,
+        1e-5,
+    )
     relu, relu6, silu, sig, tanh = F.relu(c), F.relu6(c), F.silu(c), torch.sigmoid(c), torch.tanh(c)
     g = F.gelu(relu, approximate="tanh")
     m = operator.mul(g + relu6, silu)
@@ -108,10 +131,14 @@ def reference_forward(sd: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[tor
     tokens = amp.reshape(amp.shape[0], 24, 4).transpose(1, 2)
     tokens = F.layer_norm(tokens, (24,), sd["ln.weight"], sd["ln.bias"])
     n, length, d = tokens.shape
-    qkv = F.linear(tokens, sd["attn.qkv.weight"], sd["attn.qkv.bias"]).reshape(n, length, 3, 4, d // 4)
+    qkv = F.linear(tokens, sd["attn.qkv.weight"], sd["attn.qkv.bias"]).reshape(
+        n, length, 3, 4, d // 4
+    )
     q, k, v = qkv.permute(2, 0, 3, 1, 4)
     att = torch.softmax(q @ k.transpose(-1, -2) / (d // 4) ** 0.5, -1) @ v
-    att = F.linear(att.transpose(1, 2).reshape(n, length, d), sd["attn.proj.weight"], sd["attn.proj.bias"])
+    att = F.linear(
+        att.transpose(1, 2).reshape(n, length, d), sd["attn.proj.weight"], sd["attn.proj.bias"]
+    )
     scores = torch.softmax(att @ att.permute(0, 2, 1), -1)
     head = F.linear(F.adaptive_avg_pool2d(up, 1).flatten(1), sd["fc.weight"], sd["fc.bias"])
     return head, scores.flatten(1)
@@ -146,8 +173,16 @@ def test_inferred_types_match_real_shapes() -> None:
 
 def test_state_dict_keys_are_node_ids_plus_param_names() -> None:
     keys = set(archgraph.compile(every_core_op()).state_dict())
-    assert {"conv.weight", "conv.bias", "bn.num_batches_tracked", "attn.qkv.weight", "fc.bias"} <= keys
-    assert all(k.rpartition(".")[0].split(".")[0] in {"conv", "bn", "ln", "attn", "fc"} for k in keys)
+    assert {
+        "conv.weight",
+        "conv.bias",
+        "bn.num_batches_tracked",
+        "attn.qkv.weight",
+        "fc.bias",
+    } <= keys
+    assert all(
+        k.rpartition(".")[0].split(".")[0] in {"conv", "bn", "ln", "attn", "fc"} for k in keys
+    )
 
 
 def test_same_seed_same_weights_and_graph_unchanged_by_compile() -> None:

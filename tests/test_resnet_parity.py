@@ -39,7 +39,9 @@ def test_state_dict_keys_are_torchvision_names(case: tuple[str, torch.nn.Module]
     assert ours == theirs
 
 
-def test_reference_weights_load_strictly_and_outputs_match(case: tuple[str, torch.nn.Module]) -> None:
+def test_reference_weights_load_strictly_and_outputs_match(
+    case: tuple[str, torch.nn.Module],
+) -> None:
     name, ref = case
     state = randomize_state(ref, seed=1)
     module = archgraph.compile(archgraph.load(name), weights=state).eval()

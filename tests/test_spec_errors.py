@@ -60,7 +60,9 @@ def test_unknown_op(tmp_path: Path) -> None:
 
 def test_unknown_input_name(tmp_path: Path) -> None:
     line = "  act: {op: relu, in: conv_1}"
-    e = load_error(tmp_path, "  conv1: {op: conv2d, in: x, out_channels: 8, kernel_size: 3}\n" + line + "\n")
+    e = load_error(
+        tmp_path, "  conv1: {op: conv2d, in: x, out_channels: 8, kernel_size: 3}\n" + line + "\n"
+    )
     assert "unknown input name 'conv_1'" in e.message
     assert position(e) == (6, column(line, "conv_1")) and e.node == "act"
     assert "'conv1'" in (e.hint or "")
@@ -122,12 +124,23 @@ def test_cli_prints_located_error_without_traceback_and_exits_2(tmp_path: Path) 
     path.write_text(HEADER + line + "\n")
     out = tmp_path / "profile.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "archgraph.cli", "compile", str(path), "--profile", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "archgraph.cli",
+            "compile",
+            str(path),
+            "--profile",
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 2
-    assert f"{path}:5:{column(line, 'conv2dd')}: error: node 'c1': unknown op 'conv2dd'" in proc.stderr
+    assert (
+        f"{path}:5:{column(line, 'conv2dd')}: error: node 'c1': unknown op 'conv2dd'" in proc.stderr
+    )
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not out.exists()

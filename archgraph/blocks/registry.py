@@ -27,12 +27,15 @@ class BlockDef:
             if key not in self.params:
                 raise SpecError(
                     f"unknown argument '{key}' for block '{self.name}'",
-                    hint=did_you_mean(key, self.params) or f"{self.name} takes: {', '.join(self.params) or 'nothing'}",
+                    hint=did_you_mean(key, self.params)
+                    or f"{self.name} takes: {', '.join(self.params) or 'nothing'}",
                 )
         for key, default in self.params.items():
             if default is REQUIRED and key not in args:
                 raise SpecError(
-                    f"block '{self.name}' needs argument '{key}'", expected=f"'{key}'", found="nothing"
+                    f"block '{self.name}' needs argument '{key}'",
+                    expected=f"'{key}'",
+                    found="nothing",
                 )
 
 
@@ -40,7 +43,9 @@ def block_from_function(fn: BlockFn, name: str | None = None, doc: str | None = 
     """Describe a Python block function: keyword-only parameters are its arguments."""
     sig = inspect.signature(fn)
     positional = [
-        p for p in list(sig.parameters.values())[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        p
+        for p in list(sig.parameters.values())[1:]
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     variadic = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
     params = {
@@ -49,13 +54,17 @@ def block_from_function(fn: BlockFn, name: str | None = None, doc: str | None = 
         if p.kind is p.KEYWORD_ONLY
     }
     text = doc or inspect.getdoc(fn) or ""
-    return BlockDef(name or fn.__name__, fn, text.split("\n")[0], params, None if variadic else len(positional))
+    return BlockDef(
+        name or fn.__name__, fn, text.split("\n")[0], params, None if variadic else len(positional)
+    )
 
 
 _BLOCKS: dict[str, BlockDef] = {}
 
 
-def register_block(block: BlockDef | BlockFn, *, name: str | None = None, replace: bool = False) -> BlockDef:
+def register_block(
+    block: BlockDef | BlockFn, *, name: str | None = None, replace: bool = False
+) -> BlockDef:
     """Register a block (a BlockDef or a block function; plugins call this too)."""
     bdef = block if isinstance(block, BlockDef) else block_from_function(block, name)
     if bdef.name in _BLOCKS and not replace:

@@ -12,11 +12,29 @@ if TYPE_CHECKING:
     from archgraph.builder import Builder, Value
 
 
-def conv_bn(b: Builder, x: Value, conv: str, bn: str, out: int, k: int, stride: int = 1,
-            groups: int = 1, relu: str | None = None) -> Value:
+def conv_bn(
+    b: Builder,
+    x: Value,
+    conv: str,
+    bn: str,
+    out: int,
+    k: int,
+    stride: int = 1,
+    groups: int = 1,
+    relu: str | None = None,
+) -> Value:
     """conv (no bias) -> batchnorm [-> relu], the unit every torchvision CNN is made of."""
-    y = b.node("conv2d", x, name=conv, out_channels=out, kernel_size=k, stride=stride,
-               padding=k // 2, groups=groups, bias=False)
+    y = b.node(
+        "conv2d",
+        x,
+        name=conv,
+        out_channels=out,
+        kernel_size=k,
+        stride=stride,
+        padding=k // 2,
+        groups=groups,
+        bias=False,
+    )
     y = b.node("batchnorm", y, name=bn)
     return b.node("relu", y, name=relu) if relu else y
 
@@ -37,8 +55,16 @@ def basic(b: Builder, x: Value, *, planes: int, stride: int = 1) -> Value:
 
 
 @builtin
-def bottleneck(b: Builder, x: Value, *, planes: int, stride: int = 1, groups: int = 1,
-               base_width: int = 64, expansion: int = 4) -> Value:
+def bottleneck(
+    b: Builder,
+    x: Value,
+    *,
+    planes: int,
+    stride: int = 1,
+    groups: int = 1,
+    base_width: int = 64,
+    expansion: int = 4,
+) -> Value:
     """ResNet bottleneck: 1x1 reduce, 3x3 (stride here, as torchvision's v1.5), 1x1 expand."""
     width = planes * base_width // 64 * groups
     y = conv_bn(b, x, "conv1", "bn1", width, 1, relu="relu")

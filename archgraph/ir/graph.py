@@ -49,7 +49,9 @@ class Graph:
             raise GraphError(f"duplicate node id '{node.id}'", node=node.id, loc=node.loc)
         for src in node.inputs:
             if src not in self.nx:
-                raise GraphError(f"input '{src}' is not a node of the graph", node=node.id, loc=node.loc)
+                raise GraphError(
+                    f"input '{src}' is not a node of the graph", node=node.id, loc=node.loc
+                )
         self.nx.add_node(node.id, node=node)
         for i, src in enumerate(node.inputs):
             self.nx.add_edge(src, node.id, index=i)
@@ -79,7 +81,12 @@ class Graph:
         return list(self.nx.successors(node_id))
 
     def copy(self) -> Graph:
-        g = Graph(self.name, self.description, list(self.outputs), dict(self.weights) if self.weights else None)
+        g = Graph(
+            self.name,
+            self.description,
+            list(self.outputs),
+            dict(self.weights) if self.weights else None,
+        )
         for node in self.nodes():
             g.add(node)
         return g

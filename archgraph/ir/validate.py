@@ -26,13 +26,24 @@ def validate(graph: Graph) -> None:
             op.check_arity(len(node.inputs))
             if op.normalize_args(node.args) != node.args:
                 raise GraphError("args are not in normal form", found=str(node.args))
-            preds = [src for src, _, _ in sorted(graph.nx.in_edges(node.id, data="index"), key=lambda e: e[2])]
+            preds = [
+                src
+                for src, _, _ in sorted(
+                    graph.nx.in_edges(node.id, data="index"), key=lambda e: e[2]
+                )
+            ]
             if tuple(preds) != node.inputs:
-                raise GraphError("edges disagree with the node's inputs", expected=str(node.inputs), found=str(preds))
+                raise GraphError(
+                    "edges disagree with the node's inputs",
+                    expected=str(node.inputs),
+                    found=str(preds),
+                )
             ins = [graph[i].type for i in node.inputs]
             inferred = op.infer(node.args, ins)
         except ShapeMismatch as e:
-            raise GraphError(e.message, node=node.id, loc=node.loc, expected=e.expected, found=e.found) from None
+            raise GraphError(
+                e.message, node=node.id, loc=node.loc, expected=e.expected, found=e.found
+            ) from None
         except ArchgraphError as e:
             raise e.located(node.loc, node.id) from None
         if inferred != node.type:

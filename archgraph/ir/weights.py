@@ -41,7 +41,11 @@ def _init(spec: ParamSpec, gen: torch.Generator) -> torch.Tensor:
         bound = 1.0 / math.sqrt(spec.fan_in) if spec.fan_in else 0.0
         return torch.empty(spec.shape, dtype=dtype).uniform_(-bound, bound, generator=gen)
     if spec.init == "trunc_normal":
-        return torch.empty(spec.shape, dtype=dtype).normal_(0.0, 0.02, generator=gen).clamp_(-0.04, 0.04)
+        return (
+            torch.empty(spec.shape, dtype=dtype)
+            .normal_(0.0, 0.02, generator=gen)
+            .clamp_(-0.04, 0.04)
+        )
     raise ValueError(f"unknown initializer '{spec.init}'")
 
 
@@ -83,7 +87,11 @@ def check_weights(graph: Graph, state_dict: Mapping[str, torch.Tensor]) -> dict[
     return out
 
 
-def bind_weights(graph: Graph, state_dict: Mapping[str, torch.Tensor] | None = None, seed: int = 0) -> Graph:
+def bind_weights(
+    graph: Graph, state_dict: Mapping[str, torch.Tensor] | None = None, seed: int = 0
+) -> Graph:
     """Give the graph its weights: the state_dict if given (strictly), else a seeded init."""
-    graph.weights = check_weights(graph, state_dict) if state_dict is not None else init_weights(graph, seed)
+    graph.weights = (
+        check_weights(graph, state_dict) if state_dict is not None else init_weights(graph, seed)
+    )
     return graph

@@ -10,16 +10,18 @@ import torch.nn.functional as F
 from torch import fx
 
 from archgraph.ir.types import TensorType
-from archgraph.ops.registry import STR, Arg, Emitter, OpDef, pointwise_cost, register_op
+from archgraph.ops.registry import STR, Arg, Emitter, OpDef, explicit, pointwise_cost, register_op
 
 
 def identity_type(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     return ins[0]
 
 
-def _unary(name: str, fn: Callable[..., torch.Tensor], doc: str, flops: int = 1, **extra: Arg) -> OpDef:
+def _unary(
+    name: str, fn: Callable[..., torch.Tensor], doc: str, flops: int = 1, **extra: Arg
+) -> OpDef:
     def lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-        return emit.function(fn, (xs[0],), dict(args))
+        return emit.function(fn, (xs[0],), explicit(args, extra))
 
     return register_op(
         OpDef(

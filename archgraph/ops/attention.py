@@ -26,8 +26,15 @@ from archgraph.ops.registry import (
 class MultiHeadSelfAttention(nn.Module):
     """softmax(q k^T / sqrt(d_head)) v per head, then an output projection."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool, proj_bias: bool, attn_drop: float,
-                 device: Any = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool,
+        proj_bias: bool,
+        attn_drop: float,
+        device: Any = None,
+    ) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -38,7 +45,9 @@ class MultiHeadSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, length, dim = x.shape
-        qkv = self.qkv(x).reshape(n, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(x).reshape(n, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        )
         q, k, v = qkv.unbind(0)
         attn = (q * self.scale) @ k.transpose(-2, -1)
         attn = self.attn_drop(attn.softmax(dim=-1))
@@ -81,7 +90,12 @@ def _cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
 
 def _module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
     return MultiHeadSelfAttention(
-        ins[0].shape[2], args["num_heads"], args["qkv_bias"], args["proj_bias"], args["attn_drop"], device="meta"
+        ins[0].shape[2],
+        args["num_heads"],
+        args["qkv_bias"],
+        args["proj_bias"],
+        args["attn_drop"],
+        device="meta",
     )
 
 

@@ -68,7 +68,9 @@ def _params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]
     cin = ins[0].shape[1] // args["groups"]
     kh, kw = args["kernel_size"]
     fan_in = cin * kh * kw
-    specs = {"weight": ParamSpec((args["out_channels"], cin, kh, kw), "kaiming_uniform", fan_in=fan_in)}
+    specs = {
+        "weight": ParamSpec((args["out_channels"], cin, kh, kw), "kaiming_uniform", fan_in=fan_in)
+    }
     if args["bias"]:
         specs["bias"] = ParamSpec((args["out_channels"],), "fan_in_uniform", fan_in=fan_in)
     return specs

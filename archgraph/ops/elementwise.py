@@ -53,4 +53,6 @@ def _binary(name: str, fn: Callable[[Any, Any], Any], doc: str) -> OpDef:
 
 
 ADD = _binary("add", operator.add, "elementwise sum with broadcasting (residual connections)")
-MUL = _binary("mul", operator.mul, "elementwise product with broadcasting (gating, attention scaling)")
+MUL = _binary(
+    "mul", operator.mul, "elementwise product with broadcasting (gating, attention scaling)"
+)

@@ -7,7 +7,16 @@ from typing import Any
 from torch import nn
 
 from archgraph.ir.types import TensorType
-from archgraph.ops.registry import BOOL, INT, Arg, Cost, OpDef, ParamSpec, ShapeMismatch, register_op
+from archgraph.ops.registry import (
+    BOOL,
+    INT,
+    Arg,
+    Cost,
+    OpDef,
+    ParamSpec,
+    ShapeMismatch,
+    register_op,
+)
 
 
 def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
@@ -20,7 +29,9 @@ def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
             input_index=0,
         )
     if args["out_features"] < 1:
-        raise ShapeMismatch("out_features must be positive", expected=">= 1", found=str(args["out_features"]))
+        raise ShapeMismatch(
+            "out_features must be positive", expected=">= 1", found=str(args["out_features"])
+        )
     return x.with_shape((*x.shape[:-1], args["out_features"]))
 
 

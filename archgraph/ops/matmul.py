@@ -9,7 +9,16 @@ from torch import fx
 
 from archgraph.ir.types import TensorType
 from archgraph.ops.elementwise import broadcast
-from archgraph.ops.registry import INT, Arg, Cost, Emitter, OpDef, ShapeMismatch, pointwise_cost, register_op
+from archgraph.ops.registry import (
+    INT,
+    Arg,
+    Cost,
+    Emitter,
+    OpDef,
+    ShapeMismatch,
+    pointwise_cost,
+    register_op,
+)
 from archgraph.ops.shape import _axis
 
 

@@ -31,7 +31,9 @@ def _input_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     shape = args["shape"]
     if not shape or any(d < 1 for d in shape):
         raise ShapeMismatch(
-            "input dims must be positive", expected="a non-empty list of positive sizes", found=str(list(shape))
+            "input dims must be positive",
+            expected="a non-empty list of positive sizes",
+            found=str(list(shape)),
         )
     return TensorType(tuple(shape), args["dtype"])
 
@@ -58,7 +60,13 @@ def _identity_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
 
 
 IDENTITY = register_op(
-    OpDef(name="identity", doc="returns its input", infer=identity_type, cost=free, module=_identity_module)
+    OpDef(
+        name="identity",
+        doc="returns its input",
+        infer=identity_type,
+        cost=free,
+        module=_identity_module,
+    )
 )
 
 
@@ -68,7 +76,9 @@ def _dropout_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
 
 def _dropout_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     if not 0.0 <= args["p"] <= 1.0:
-        raise ShapeMismatch("dropout probability out of range", expected="0 <= p <= 1", found=str(args["p"]))
+        raise ShapeMismatch(
+            "dropout probability out of range", expected="0 <= p <= 1", found=str(args["p"])
+        )
     return ins[0]
 
 
@@ -98,7 +108,9 @@ def _upsample_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     else:
         ho, wo = int(x.shape[2] * scale), int(x.shape[3] * scale)
     if ho < 1 or wo < 1:
-        raise ShapeMismatch("upsample output is empty", expected="positive output size", found=f"{ho}x{wo}")
+        raise ShapeMismatch(
+            "upsample output is empty", expected="positive output size", found=f"{ho}x{wo}"
+        )
     return x.with_shape((*x.shape[:2], ho, wo))
 
 

@@ -7,7 +7,16 @@ from typing import Any
 from torch import nn
 
 from archgraph.ir.types import TensorType
-from archgraph.ops.registry import BOOL, FLOAT, Arg, OpDef, ParamSpec, need_rank, pointwise_cost, register_op
+from archgraph.ops.registry import (
+    BOOL,
+    FLOAT,
+    Arg,
+    OpDef,
+    ParamSpec,
+    need_rank,
+    pointwise_cost,
+    register_op,
+)
 
 _BATCHNORM = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
 
@@ -30,7 +39,13 @@ def _bn_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSp
 
 def _bn_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
     cls = _BATCHNORM[ins[0].rank]
-    return cls(ins[0].shape[1], eps=args["eps"], momentum=args["momentum"], affine=args["affine"], device="meta")
+    return cls(
+        ins[0].shape[1],
+        eps=args["eps"],
+        momentum=args["momentum"],
+        affine=args["affine"],
+        device="meta",
+    )
 
 
 BATCHNORM = register_op(
@@ -74,7 +89,11 @@ LAYERNORM = register_op(
     OpDef(
         name="layernorm",
         doc="layer normalization over the last dimension",
-        args={"eps": Arg(FLOAT, 1e-5), "elementwise_affine": Arg(BOOL, True), "bias": Arg(BOOL, True)},
+        args={
+            "eps": Arg(FLOAT, 1e-5),
+            "elementwise_affine": Arg(BOOL, True),
+            "bias": Arg(BOOL, True),
+        },
         infer=_ln_infer,
         params=_ln_params,
         cost=pointwise_cost(5),

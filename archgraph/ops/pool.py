@@ -17,6 +17,7 @@ from archgraph.ops.registry import (
     Emitter,
     OpDef,
     ShapeMismatch,
+    explicit,
     need_rank,
     optional,
     register_op,
@@ -53,11 +54,11 @@ def _window_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -
 
 
 def _lower_max(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-    return emit.function(F.max_pool2d, (xs[0],), dict(args))
+    return emit.function(F.max_pool2d, (xs[0],), explicit(args, MAXPOOL2D.args))
 
 
 def _lower_avg(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-    return emit.function(F.avg_pool2d, (xs[0],), dict(args))
+    return emit.function(F.avg_pool2d, (xs[0],), explicit(args, AVGPOOL2D.args))
 
 
 _WINDOW_ARGS = {

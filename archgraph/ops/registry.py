@@ -107,7 +107,9 @@ def optional(kind: ArgKind) -> ArgKind:
         except ArgTypeError as e:
             raise ArgTypeError(f"{e.expected} or null") from None
 
-    return ArgKind(f"{kind.name} or null", check, {"anyOf": [dict(kind.json_schema), {"type": "null"}]})
+    return ArgKind(
+        f"{kind.name} or null", check, {"anyOf": [dict(kind.json_schema), {"type": "null"}]}
+    )
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,9 @@ class ShapeMismatch(Exception):
 class Emitter(Protocol):
     """What an op's lowering may emit into the fx graph (implemented by archgraph.codegen.fx)."""
 
-    def function(self, fn: Callable[..., Any], args: tuple, kwargs: dict | None = None) -> fx.Node: ...
+    def function(
+        self, fn: Callable[..., Any], args: tuple, kwargs: dict | None = None
+    ) -> fx.Node: ...
 
     def method(self, name: str, args: tuple, kwargs: dict | None = None) -> fx.Node: ...
 
@@ -298,6 +302,19 @@ def get_op(name: str) -> OpDef:
 
 def op_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def explicit(
+    args: dict[str, Any], schema: Mapping[str, Arg], keep: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The args that differ from their defaults (plus `keep`): lowered calls then read like
+    hand-written PyTorch, which leaves defaults out."""
+    out = {}
+    for key, value in args.items():
+        arg = schema[key]
+        if key in keep or arg.required or value != arg.kind.check(arg.default):
+            out[key] = value
+    return out
 
 
 def same_shape(message: str, a: TensorType, b: TensorType, index: int) -> None:

@@ -169,7 +169,9 @@ def _transpose_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     a = _axis(args["dim0"], x.rank, "dim0")
     b = _axis(args["dim1"], x.rank, "dim1")
     if 0 in (a, b):
-        raise ShapeMismatch("transpose must keep the batch dim", expected="dims >= 1", found=f"{a}, {b}")
+        raise ShapeMismatch(
+            "transpose must keep the batch dim", expected="dims >= 1", found=f"{a}, {b}"
+        )
     shape = list(x.shape)
     shape[a], shape[b] = shape[b], shape[a]
     return x.with_shape(tuple(shape))
