@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import fx, nn
 
 from archgraph.errors import GraphError
 from archgraph.ir.graph import Graph
-from archgraph.ops.registry import get_op
+from archgraph.ir.types import DTYPES
+from archgraph.ops.registry import ParamSpec, get_op
 
 
 class _Emitter:
@@ -41,9 +43,18 @@ class _Emitter:
     def module(self, target: str, args: tuple) -> fx.Node:
         return self._create("call_module", target, args, None)
 
+    def own_tensor(self) -> fx.Node:
+        """A get_attr of the tensor installed at the node id; its fx name leaves the node id
+        itself to the node that produces the IR value."""
+        name = f"{self.ir_id.replace('.', '_')}_tensor"
+        node = self.graph.create_node("get_attr", self.ir_id, name=name)
+        node.meta["ir_id"] = self.ir_id
+        return node
 
-def _install(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Put `module` at dotted `path` under `root`, creating plain containers on the way."""
+
+def _install(root: nn.Module, path: str, module: nn.Module | ParamSpec) -> None:
+    """Put `module` (or a node's own tensor, as a meta placeholder the weights replace) at dotted
+    `path` under `root`, creating plain containers on the way."""
     *parents, leaf = path.split(".")
     owner = root
     for part in parents:
@@ -58,7 +69,14 @@ def _install(root: nn.Module, path: str, module: nn.Module) -> None:
         owner = child
     if leaf in owner._modules:
         raise GraphError(f"node id '{path}' collides with a scope of the same name", node=path)
-    owner.add_module(leaf, module)
+    if isinstance(module, nn.Module):
+        owner.add_module(leaf, module)
+        return
+    tensor = torch.empty(module.shape, dtype=DTYPES[module.dtype], device="meta")
+    if module.trainable:
+        owner.register_parameter(leaf, nn.Parameter(tensor))
+    else:
+        owner.register_buffer(leaf, tensor)
 
 
 def _class_name(name: str) -> str:
@@ -88,6 +106,9 @@ def lower(graph: Graph) -> fx.GraphModule:
             values[node.id] = emit.module(node.id, tuple(xs))
         else:
             assert op.lower is not None
+            own = op.params(node.args, [graph[i].type for i in node.inputs]).get("")
+            if own is not None:
+                _install(root, node.id, own)
             values[node.id] = op.lower(emit, node.args, xs)
     outs = [values[o] for o in graph.outputs]
     fxg.output(outs[0] if len(outs) == 1 else tuple(outs))

@@ -20,8 +20,14 @@ def param_specs(graph: Graph) -> dict[str, ParamSpec]:
     for node in graph.nodes():
         ins = [graph[i].type for i in node.inputs]
         for name, spec in get_op(node.op).params(node.args, ins).items():
-            specs[f"{node.id}.{name}"] = spec
+            specs[param_key(node.id, name)] = spec
     return specs
+
+
+def param_key(node_id: str, name: str) -> str:
+    """The state_dict key of a node's tensor: '<node id>.<name>', or the node id itself for the
+    tensor a node owns directly (ParamSpec name '', e.g. timm's top-level `pos_embed`)."""
+    return f"{node_id}.{name}" if name else node_id
 
 
 def count_params(graph: Graph) -> int:

@@ -130,6 +130,10 @@ class ParamSpec:
 
     Initializers (see archgraph.ir.weights): "kaiming_uniform" (PyTorch's conv/linear default),
     "fan_in_uniform" (PyTorch's bias default; needs fan_in), "ones", "zeros", "trunc_normal".
+
+    A `lower=` op may own one tensor stored at the node's own id (state_dict key '<node id>'
+    rather than '<node id>.<name>', e.g. timm's top-level `pos_embed`): its ParamSpec is named ""
+    and the lowering reads it with `emit.own_tensor()`.
     """
 
     shape: tuple[int, ...]
@@ -178,6 +182,10 @@ class Emitter(Protocol):
 
     def method(self, name: str, args: tuple, kwargs: dict | None = None) -> fx.Node: ...
 
+    def own_tensor(self) -> fx.Node:
+        """The node's own tensor (its ParamSpec named ""), read with get_attr."""
+        ...
+
 
 Infer = Callable[[dict[str, Any], list[TensorType]], TensorType]
 Lower = Callable[[Emitter, dict[str, Any], list[fx.Node]], fx.Node]
@@ -206,7 +214,7 @@ def free(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
 class OpDef:
     """Everything about one op. Exactly one of `module` (ops with state or training behaviour,
     lowered to a call_module whose state_dict keys are the ParamSpec names) and `lower`
-    (stateless ops, lowered to torch functions) is set."""
+    (ops lowered to torch functions; stateless, or owning one tensor at the node id) is set."""
 
     name: str
     doc: str
