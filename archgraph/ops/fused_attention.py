@@ -1,0 +1,155 @@
+"""Attention as one scaled-dot-product-attention call (made by the SDPA pass):
+
+- `sdpa`: softmax(q k^T * scale) v over inputs q [..., L, E], k [..., S, E], v [..., S, Ev]
+  (the explicit matmul-softmax-matmul pattern, rewritten);
+- `mhsa_sdpa` and `sr_attention_sdpa`: the `mhsa` and `sr_attention` ops with the same
+  arguments, parameters and state_dict keys, whose attention core is one
+  F.scaled_dot_product_attention call instead of two matmuls and a softmax.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from archgraph.ir.types import TensorType
+from archgraph.ops.attention import MHSA, MultiHeadSelfAttention
+from archgraph.ops.registry import (
+    FLOAT,
+    Arg,
+    Cost,
+    Emitter,
+    OpDef,
+    ShapeMismatch,
+    optional,
+    register_op,
+)
+from archgraph.ops.sr_attention import SR_ATTENTION, SpatialReductionAttention
+
+# ---- sdpa ---------------------------------------------------------------------------------------
+
+
+def _sdpa_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
+    q, k, v = ins
+    if min(q.rank, k.rank, v.rank) < 3 or not q.rank == k.rank == v.rank:
+        raise ShapeMismatch(
+            "sdpa needs q, k, v of one rank >= 3 (batch first)",
+            expected="[N, ..., L, E] three times",
+            found=f"{q}, {k}, {v}",
+        )
+    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+        raise ShapeMismatch(
+            "sdpa inputs must agree on the leading dims",
+            expected=f"[{', '.join(map(str, q.shape[:-2]))}, ...] for k and v",
+            found=f"{k}, {v}",
+            input_index=1,
+        )
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ShapeMismatch(
+            "sdpa: q and k must share the feature size, k and v the sequence length",
+            expected=f"k [..., S, {q.shape[-1]}] and v [..., S, Ev]",
+            found=f"k {k}, v {v}",
+            input_index=1,
+        )
+    return q.with_shape((*q.shape[:-1], v.shape[-1]))
+
+
+def _sdpa_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
+    q, k, v = ins
+    batch = math.prod(q.shape[:-2])
+    length, source, e, ev = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
+    macs = batch * length * source * (e + ev)
+    return Cost(macs=macs, flops=2 * macs + 6 * batch * length * source)
+
+
+def _sdpa_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
+    kwargs = {} if args["scale"] is None else {"scale": args["scale"]}
+    return emit.function(F.scaled_dot_product_attention, tuple(xs), kwargs)
+
+
+SDPA = register_op(
+    OpDef(
+        name="sdpa",
+        doc="scaled dot-product attention softmax(q k^T * scale) v of inputs q, k, v",
+        args={"scale": Arg(optional(FLOAT), None, doc="default 1 / sqrt(E)")},
+        arity=(3, 3),
+        infer=_sdpa_infer,
+        cost=_sdpa_cost,
+        lower=_sdpa_lower,
+    )
+)
+
+
+# ---- mhsa_sdpa, sr_attention_sdpa -------------------------------------------------------------
+
+
+def _dropout_p(module: nn.Module) -> float:
+    return module.attn_drop.p if module.training else 0.0
+
+
+class SdpaSelfAttention(MultiHeadSelfAttention):
+    """MultiHeadSelfAttention with its core as one F.scaled_dot_product_attention call."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, dim = x.shape
+        qkv = (
+            self.qkv(x).reshape(n, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        )
+        q, k, v = qkv.unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=_dropout_p(self))
+        return self.proj(out.transpose(1, 2).reshape(n, length, dim))
+
+
+class SdpaSpatialReductionAttention(SpatialReductionAttention):
+    """SpatialReductionAttention with its core as one F.scaled_dot_product_attention call."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, h, w, c = x.shape
+        tokens = x.reshape(n, h * w, c)
+        q = self.q(tokens).reshape(n, h * w, self.num_heads, self.head_dim).transpose(1, 2)
+        if self.sr is not None and self.norm is not None:
+            reduced = self.sr(x.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2)
+            tokens = self.norm(reduced)
+        kv = self.kv(tokens).reshape(n, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=_dropout_p(self))
+        return self.proj(out.transpose(1, 2).reshape(n, h, w, c))
+
+
+def _swap_class(base: OpDef, cls: type[nn.Module]) -> Any:
+    assert base.module is not None
+
+    def make(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
+        module = base.module(args, ins)
+        module.__class__ = cls  # same state and attributes, another forward
+        return module
+
+    return make
+
+
+MHSA_SDPA = register_op(
+    OpDef(
+        name="mhsa_sdpa",
+        doc="mhsa (same arguments and parameters) computed with scaled_dot_product_attention",
+        args=dict(MHSA.args),
+        infer=MHSA.infer,
+        params=MHSA.params,
+        cost=MHSA.cost,
+        module=_swap_class(MHSA, SdpaSelfAttention),
+    )
+)
+SR_ATTENTION_SDPA = register_op(
+    OpDef(
+        name="sr_attention_sdpa",
+        doc="sr_attention (same arguments and parameters) computed with scaled_dot_product_attention",
+        args=dict(SR_ATTENTION.args),
+        infer=SR_ATTENTION.infer,
+        params=SR_ATTENTION.params,
+        cost=SR_ATTENTION.cost,
+        module=_swap_class(SR_ATTENTION, SdpaSpatialReductionAttention),
+    )
+)

@@ -1,0 +1,219 @@
+"""conv2d_fused and linear_fused: a convolution or linear layer with its neighbours folded in
+(made by the fusion passes):
+
+    out = activation(conv2d(prologue(x), weight, bias) + residual)
+
+- `bias`: after batchnorm folding, the batchnorm's shift lives here;
+- prologue (conv only, `pre_affine` / `pre_activation`): a per-channel affine of the input
+  (`pre_scale`, `pre_shift`: an eval-mode batchnorm) and an activation, i.e. the BN-ReLU of a
+  pre-activation layer (DenseNet) that feeds the conv;
+- `residual`: a second input of the output's shape added before the activation (ResNet's add);
+- `activation`: one of the unary pointwise steps of archgraph.ops.fused, or "none";
+- `prepack`: compute with the weight reordered once into the device's preferred layout (the
+  layout pass sets it; on the CPU: oneDNN's blocked weights and fused post-ops).
+
+Parameter names are the conv's and linear's own (`weight`, `bias`), so a fused node keeps the
+state_dict keys of the conv it replaces. The CPU path is archgraph.codegen.kernels.cpu.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from archgraph.codegen.kernels import cpu
+from archgraph.ir.types import TensorType
+from archgraph.ops.conv import CONV2D
+from archgraph.ops.fused import STEPS, UNARY_STEPS
+from archgraph.ops.linear import LINEAR
+from archgraph.ops.registry import (
+    BOOL,
+    STR,
+    Arg,
+    Cost,
+    OpDef,
+    ParamSpec,
+    ShapeMismatch,
+    register_op,
+)
+
+ACTIVATIONS = ("none", *UNARY_STEPS)
+_EPILOGUE_ARGS = {
+    "activation": Arg(STR, "none", choices=ACTIVATIONS),
+    "residual": Arg(BOOL, False, doc="add input 2 (the output's shape) before the activation"),
+    "prepack": Arg(BOOL, False, doc="keep the weight in the device's preferred layout"),
+}
+
+
+def _base_args(args: dict[str, Any], base: OpDef) -> dict[str, Any]:
+    return {k: v for k, v in args.items() if k in base.args}
+
+
+def _check_residual(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> TensorType:
+    want = 2 if args["residual"] else 1
+    if len(ins) != want:
+        raise ShapeMismatch(
+            "a fused op takes a residual input exactly when residual is true",
+            expected=f"{want} input(s)",
+            found=f"{len(ins)}",
+        )
+    if args["residual"] and ins[1] != out:
+        raise ShapeMismatch(
+            "the residual input must have the output's type",
+            expected=str(out),
+            found=str(ins[1]),
+            input_index=1,
+        )
+    return out
+
+
+def _epilogue_flops(args: dict[str, Any], out: TensorType) -> int:
+    act = STEPS[args["activation"]].flops if args["activation"] != "none" else 0
+    return (act + (1 if args["residual"] else 0)) * out.numel
+
+
+# ---- conv2d_fused ------------------------------------------------------------------------------
+
+
+def _conv_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
+    out = CONV2D.infer(_base_args(args, CONV2D), ins[:1])
+    return _check_residual(args, ins, out)
+
+
+def _conv_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
+    specs = CONV2D.params(_base_args(args, CONV2D), ins[:1])
+    if args["pre_affine"]:
+        c = (ins[0].shape[1],)
+        specs["pre_scale"] = ParamSpec(c, "ones", trainable=False)
+        specs["pre_shift"] = ParamSpec(c, "zeros", trainable=False)
+    return specs
+
+
+def _conv_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
+    base = CONV2D.cost(_base_args(args, CONV2D), ins[:1], out)
+    pre = (2 if args["pre_affine"] else 0) + (
+        STEPS[args["pre_activation"]].flops if args["pre_activation"] != "none" else 0
+    )
+    return Cost(base.macs, base.flops + pre * ins[0].numel + _epilogue_flops(args, out))
+
+
+class FusedConv2d(nn.Module):
+    def __init__(self, args: dict[str, Any], ins: list[TensorType]) -> None:
+        super().__init__()
+        self.stride, self.padding = args["stride"], args["padding"]
+        self.dilation, self.groups = args["dilation"], args["groups"]
+        self.activation, self.pre_activation = args["activation"], args["pre_activation"]
+        self.prepack = args["prepack"]
+        for name, spec in _conv_params(args, ins).items():
+            tensor = torch.empty(spec.shape, device="meta")
+            if spec.trainable:
+                self.register_parameter(name, nn.Parameter(tensor))
+            else:
+                self.register_buffer(name, tensor)
+        if not args["bias"]:
+            self.bias = None
+        if not args["pre_affine"]:
+            self.pre_scale = self.pre_shift = None
+        self.packed = cpu.PackedWeight()
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return cpu.conv2d_fused(
+            x,
+            residual,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            act=self.activation,
+            pre_scale=self.pre_scale,
+            pre_shift=self.pre_shift,
+            pre_act=self.pre_activation,
+            prepack=self.prepack,
+            cache=self.packed,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
+            f"activation={self.activation}, prepack={self.prepack}"
+        )
+
+
+CONV2D_FUSED = register_op(
+    OpDef(
+        name="conv2d_fused",
+        doc="conv2d with folded batchnorm, an input BN-ReLU prologue, residual add and activation",
+        args={
+            **CONV2D.args,
+            "pre_affine": Arg(BOOL, False, doc="per-channel scale and shift of the input"),
+            "pre_activation": Arg(STR, "none", choices=("none", "relu")),
+            **_EPILOGUE_ARGS,
+        },
+        arity=(1, 2),
+        infer=_conv_infer,
+        params=_conv_params,
+        cost=_conv_cost,
+        module=FusedConv2d,
+    )
+)
+
+
+# ---- linear_fused ------------------------------------------------------------------------------
+
+
+def _linear_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
+    out = LINEAR.infer(_base_args(args, LINEAR), ins[:1])
+    return _check_residual(args, ins, out)
+
+
+def _linear_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
+    return LINEAR.params(_base_args(args, LINEAR), ins[:1])
+
+
+def _linear_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
+    base = LINEAR.cost(_base_args(args, LINEAR), ins[:1], out)
+    return Cost(base.macs, base.flops + _epilogue_flops(args, out))
+
+
+class FusedLinear(nn.Module):
+    def __init__(self, args: dict[str, Any], ins: list[TensorType]) -> None:
+        super().__init__()
+        spec = _linear_params(args, ins)
+        self.weight = nn.Parameter(torch.empty(spec["weight"].shape, device="meta"))
+        self.bias = (
+            nn.Parameter(torch.empty(spec["bias"].shape, device="meta")) if args["bias"] else None
+        )
+        self.activation, self.prepack = args["activation"], args["prepack"]
+        self.packed = cpu.PackedWeight()
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return cpu.linear_fused(
+            x,
+            residual,
+            self.weight,
+            self.bias,
+            act=self.activation,
+            prepack=self.prepack,
+            cache=self.packed,
+        )
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation}, prepack={self.prepack}"
+
+
+LINEAR_FUSED = register_op(
+    OpDef(
+        name="linear_fused",
+        doc="linear with folded batchnorm, residual add and activation",
+        args={**LINEAR.args, **_EPILOGUE_ARGS},
+        arity=(1, 2),
+        infer=_linear_infer,
+        params=_linear_params,
+        cost=_linear_cost,
+        module=FusedLinear,
+    )
+)

@@ -1,0 +1,332 @@
+"""The CPU path of the fused ops, in torch.
+
+- `pointwise_chain`: a fused pointwise group (archgraph.ops.fused) as one call. The first step
+  makes a fresh tensor; the following steps update it in place, so a chain of k steps allocates
+  one output instead of k intermediates. In place only where autograd needs nothing saved
+  (inference); with gradients every step is out of place.
+- `conv2d_fused` / `linear_fused` (archgraph.ops.fused_conv): convolution or linear with bias,
+  an optional input prologue (per-channel affine, then an activation: a batchnorm-ReLU feeding
+  the conv), an optional residual input added before the activation, and the activation.
+  With `prepack`, in inference on float32 CPU tensors, they call oneDNN's fused primitives
+  (`torch.ops.mkldnn._convolution_pointwise` / `_linear_pointwise`) with the weight reordered
+  once into oneDNN's blocked layout and cached (`PackedWeight`); the activation and the residual
+  add run as post-ops inside the conv. Otherwise: F.conv2d / F.linear, then the epilogue.
+  A large prologue input runs in input-channel chunks accumulated in place into the output
+  (`PROLOGUE_CHUNK_BYTES`), so a dense block's normalized concatenation is never whole.
+- Dense-block buffers (archgraph.ops.fused_buffer): allocate once, write each layer's output
+  into its channel slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+# Unary steps: (out-of-place, in-place). Names are archgraph.ops.fused's step names.
+UNARY: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]] = {
+    "relu": (torch.relu, torch.relu_),
+    "relu6": (F.relu6, lambda t: t.clamp_(0.0, 6.0)),
+    "sigmoid": (torch.sigmoid, torch.sigmoid_),
+    "tanh": (torch.tanh, torch.tanh_),
+    "silu": (F.silu, lambda t: F.silu(t, inplace=True)),
+    "hardswish": (F.hardswish, lambda t: F.hardswish(t, inplace=True)),
+    "hardsigmoid": (F.hardsigmoid, lambda t: F.hardsigmoid(t, inplace=True)),
+    "gelu": (F.gelu, lambda t: t.copy_(F.gelu(t))),
+    "gelu_tanh": (
+        lambda t: F.gelu(t, approximate="tanh"),
+        lambda t: t.copy_(F.gelu(t, approximate="tanh")),
+    ),
+}
+
+# oneDNN post-op for each activation: (attr, scalars, algorithm).
+_ONEDNN_UNARY: dict[str, tuple[str, list[float], str | None]] = {
+    "none": ("none", [], ""),
+    "relu": ("relu", [], ""),
+    "relu6": ("hardtanh", [0.0, 6.0], ""),
+    "sigmoid": ("sigmoid", [], ""),
+    "tanh": ("tanh", [], ""),
+    "silu": ("swish", [], ""),
+    "hardswish": ("hardswish", [], ""),
+    "hardsigmoid": ("hardsigmoid", [], ""),
+    "gelu": ("gelu", [], "none"),
+    "gelu_tanh": ("gelu", [], "tanh"),
+}
+
+
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _channel_view(t: Tensor, rank: int) -> Tensor:
+    """A per-channel vector [C] shaped to broadcast along dim 1 of a rank-`rank` tensor."""
+    return t.reshape((1, -1) + (1,) * (rank - 2))
+
+
+def activation(x: Tensor, name: str, inplace: bool) -> Tensor:
+    if name == "none":
+        return x
+    out_of_place, in_place = UNARY[name]
+    return in_place(x) if inplace else out_of_place(x)
+
+
+def pointwise_chain(
+    steps: Sequence[tuple[Any, ...]],
+    inputs: Sequence[Tensor],
+    affines: dict[int, tuple[Tensor, Tensor]],
+) -> Tensor:
+    """Run a fused pointwise group: `acc = inputs[0]`, then each step updates acc.
+
+    Steps: (unary name,), ("scale", factor), ("add", k) / ("mul", k) with inputs[k],
+    ("affine",) with affines[i] = (scale, shift) per channel (dim 1).
+    """
+    inplace_ok = not _needs_grad(*inputs, *(t for pair in affines.values() for t in pair))
+    acc = inputs[0]
+    fresh = False  # acc is our own tensor (never an input): safe to update in place
+    for i, step in enumerate(steps):
+        kind = step[0]
+        inplace = inplace_ok and fresh
+        if kind in UNARY:
+            acc = activation(acc, kind, inplace)
+        elif kind == "scale":
+            acc = acc.mul_(step[1]) if inplace else acc * step[1]
+        elif kind in ("add", "mul"):
+            other = inputs[step[1]]
+            grows = torch.broadcast_shapes(acc.shape, other.shape) != acc.shape
+            if inplace and not grows:
+                acc = acc.add_(other) if kind == "add" else acc.mul_(other)
+            else:
+                acc = acc + other if kind == "add" else acc * other
+        elif kind == "affine":
+            scale, shift = affines[i]
+            s, b = _channel_view(scale, acc.dim()), _channel_view(shift, acc.dim())
+            acc = acc.mul_(s).add_(b) if inplace else torch.addcmul(b, acc, s)
+        else:
+            raise ValueError(f"unknown pointwise step {kind!r}")
+        fresh = True
+    return acc
+
+
+class PackedWeight:
+    """Weights reordered once into oneDNN's blocked layout, per use (input shape, channel
+    range), dropped when the weight changes (another tensor, or the same one written in place).
+    Not state: copies of a module start empty."""
+
+    LIMIT = 16  # distinct uses kept (input shapes x prologue chunks)
+
+    def __init__(self) -> None:
+        self._weight_key: tuple[int, int] | None = None
+        self._packed: dict[tuple[Any, ...], Tensor] = {}
+
+    def get(self, weight: Tensor, key: tuple[Any, ...], pack: Callable[[], Tensor]) -> Tensor:
+        # inference tensors have no version counter (and cannot be written outside inference)
+        version = -1 if weight.is_inference() else weight._version
+        weight_key = (weight.data_ptr(), version)
+        if weight_key != self._weight_key or len(self._packed) >= self.LIMIT:
+            self._packed, self._weight_key = {}, weight_key
+        packed = self._packed.get(key)
+        if packed is None:
+            packed = self._packed[key] = pack()
+        return packed
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PackedWeight:
+        return PackedWeight()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_weight_key": None, "_packed": {}}
+
+
+def _onednn_ok(x: Tensor, *tensors: Tensor | None) -> bool:
+    """oneDNN's fused CPU primitives apply: float32 CPU inference, outside tracing/export."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and not _needs_grad(x, *tensors)
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
+    )
+
+
+def conv_prologue(
+    x: Tensor, scale: Tensor | None, shift: Tensor | None, act: str, inplace_ok: bool
+) -> Tensor:
+    """The conv's input prologue: x * scale + shift per channel, then `act` (a BN-ReLU)."""
+    if scale is not None and shift is not None:
+        x = torch.addcmul(_channel_view(shift, x.dim()), x, _channel_view(scale, x.dim()))
+        return activation(x, act, inplace_ok)
+    return activation(x, act, False)
+
+
+PROLOGUE_CHUNK_BYTES = 8 << 20
+"""A conv prologue (BN-ReLU of the input) larger than this runs over input-channel chunks: each
+chunk's normalized copy feeds a partial convolution accumulated in place into the output, so
+the full normalized copy of a wide input (a dense block's concatenation) never exists at once."""
+
+
+def prologue_chunks(x: Tensor, groups: int) -> list[tuple[int, int]]:
+    """Input-channel ranges for the prologue: one unless the input is large (and groups 1)."""
+    channels = x.shape[1]
+    count = min(channels, -(-x.numel() * x.element_size() // PROLOGUE_CHUNK_BYTES))
+    if groups != 1 or count <= 1:
+        return [(0, channels)]
+    bounds = [round(i * channels / count) for i in range(count + 1)]
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def conv2d_fused(
+    x: Tensor,
+    residual: Tensor | None,
+    weight: Tensor,
+    bias: Tensor | None,
+    *,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    act: str,
+    pre_scale: Tensor | None,
+    pre_shift: Tensor | None,
+    pre_act: str,
+    prepack: bool,
+    cache: PackedWeight,
+) -> Tensor:
+    """act(conv2d(prologue(x), weight, bias) + residual)."""
+    inplace_ok = not _needs_grad(x, residual, weight, bias, pre_scale, pre_shift)
+    has_prologue = pre_scale is not None or pre_act != "none"
+    if prepack and _onednn_ok(x, residual, weight, bias, pre_scale, pre_shift):
+        args = (list(padding), list(stride), list(dilation), groups)
+        chunks = prologue_chunks(x, groups) if has_prologue else [(0, x.shape[1])]
+        if len(chunks) > 1:
+            return _onednn_chunked(x, residual, weight, bias, args, act, chunks, pre_scale,
+                                   pre_shift, pre_act, cache)  # fmt: skip
+        if has_prologue:
+            x = conv_prologue(x, pre_scale, pre_shift, pre_act, inplace_ok)
+        packed = _packed_conv_weight(cache, weight, x, args, 0, x.shape[1])
+        attr, scalars, algorithm = _ONEDNN_UNARY[act]
+        if residual is None:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, packed, bias, *args, attr, scalars, algorithm
+            )
+        # the binary form fuses only ReLU after the add; other activations run after it
+        post = "relu" if act == "relu" else None
+        y = torch.ops.mkldnn._convolution_pointwise.binary(
+            x, residual, packed, bias, *args, "add", 1.0, post, [], "" if post else None
+        )
+        return y if act in ("none", "relu") else activation(y, act, True)
+    if has_prologue:
+        x = conv_prologue(x, pre_scale, pre_shift, pre_act, inplace_ok)
+    y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    if residual is not None:
+        y = y.add_(residual) if inplace_ok else y + residual
+    return activation(y, act, inplace_ok)
+
+
+def _packed_conv_weight(
+    cache: PackedWeight, weight: Tensor, x: Tensor, args: tuple[Any, ...], lo: int, hi: int
+) -> Tensor:
+    """The packed weight of input channels [lo, hi) for an input shaped like x."""
+
+    def pack() -> Tensor:
+        w = weight if (lo, hi) == (0, weight.shape[1]) else weight[:, lo:hi].contiguous()
+        return torch.ops.mkldnn._reorder_convolution_weight(w, *args, list(x.shape))
+
+    return cache.get(weight, (tuple(x.shape), lo, hi), pack)
+
+
+def _onednn_chunked(
+    x: Tensor,
+    residual: Tensor | None,
+    weight: Tensor,
+    bias: Tensor | None,
+    args: tuple[Any, ...],
+    act: str,
+    chunks: list[tuple[int, int]],
+    pre_scale: Tensor | None,
+    pre_shift: Tensor | None,
+    pre_act: str,
+    cache: PackedWeight,
+) -> Tensor:
+    """conv(prologue(x)) as a sum over input-channel chunks, accumulated in place."""
+    y: Tensor | None = None
+    for lo, hi in chunks:
+        part = conv_prologue(
+            x.narrow(1, lo, hi - lo),
+            None if pre_scale is None else pre_scale[lo:hi],
+            None if pre_shift is None else pre_shift[lo:hi],
+            pre_act,
+            True,
+        )
+        packed = _packed_conv_weight(cache, weight, part, args, lo, hi)
+        if y is None:
+            y = (
+                torch.ops.mkldnn._convolution_pointwise(part, packed, bias, *args, "none", [], "")
+                if residual is None
+                else torch.ops.mkldnn._convolution_pointwise.binary(
+                    part, residual, packed, bias, *args, "add", 1.0, None, [], None
+                )
+            )
+        else:
+            fuse_relu = act == "relu" and hi == chunks[-1][1]
+            torch.ops.mkldnn._convolution_pointwise_.binary(
+                y, part, packed, None, *args, "add", 1.0,
+                "relu" if fuse_relu else None, [], "" if fuse_relu else None,
+            )  # fmt: skip
+        del part  # before the next chunk's copy is made
+    assert y is not None
+    return y if act == "relu" else activation(y, act, True)
+
+
+def linear_fused(
+    x: Tensor,
+    residual: Tensor | None,
+    weight: Tensor,
+    bias: Tensor | None,
+    *,
+    act: str,
+    prepack: bool,
+    cache: PackedWeight,
+) -> Tensor:
+    """act(linear(x, weight, bias) + residual)."""
+    inplace_ok = not _needs_grad(x, residual, weight, bias)
+    if prepack and _onednn_ok(x, residual, weight, bias):
+        rows = x.numel() // x.shape[-1]
+        packed = cache.get(
+            weight, (rows,), lambda: torch.ops.mkldnn._reorder_linear_weight(weight, rows)
+        )
+        if residual is None:
+            attr, scalars, algorithm = _ONEDNN_UNARY[act]
+            return torch.ops.mkldnn._linear_pointwise(x, packed, bias, attr, scalars, algorithm)
+        y = torch.ops.mkldnn._linear_pointwise.binary(x, residual, packed, bias, "add")
+        return activation(y, act, True)
+    y = F.linear(x, weight, bias)
+    if residual is not None:
+        y = y.add_(residual) if inplace_ok else y + residual
+    return activation(y, act, inplace_ok)
+
+
+def buffer_init(x: Tensor, channels: int) -> Tensor:
+    """A [N, channels, ...] buffer in x's memory format with x written into its first channels."""
+    shape = (x.shape[0], channels, *x.shape[2:])
+    if x.dim() == 4:
+        fmt = (
+            torch.channels_last
+            if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+            else torch.contiguous_format
+        )
+        buf = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+    else:
+        buf = x.new_empty(shape)
+    buf.narrow(1, 0, x.shape[1]).copy_(x)
+    return buf
+
+
+def buffer_write(buf: Tensor, y: Tensor, offset: int) -> Tensor:
+    """Write y into channels [offset, offset + y's channels) of buf; returns buf."""
+    buf.narrow(1, offset, y.shape[1]).copy_(y)
+    return buf
