@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,15 @@ from archgraph.codegen.fx import lower
 from archgraph.errors import SpecError
 from archgraph.ir.graph import Graph
 from archgraph.ir.weights import bind_weights
+from archgraph.passes import LEVELS, PassReport, run_pipeline
 from archgraph.spec import Limits, load_spec, zoo_names
 
-OPT_LEVELS = (0,)
+OPT_LEVELS = tuple(LEVELS)
+# What compile records in the module's meta: per-pass wall times (name -> seconds, read by the
+# profiler), the optimized graph, and the full per-pass reports.
+PASS_TIMES_KEY = "archgraph_pass_times"
+IR_KEY = "archgraph_ir"
+REPORTS_KEY = "archgraph_pass_reports"
 
 
 def load(source: str | Path, *, batch: int = 1, limits: Limits = Limits(), **params: Any) -> Graph:
@@ -39,24 +45,37 @@ def compile(  # noqa: A001 - the verb users expect
     weights: Mapping[str, torch.Tensor] | None = None,
     *,
     seed: int = 0,
+    passes: str | Sequence[str] | None = None,
+    report: list[PassReport] | None = None,
 ) -> fx.GraphModule:
     """Bind weights, optimize at `opt_level`, lower to a torch.fx.GraphModule.
 
     `weights` (a state_dict keyed '<node id>.<param>', e.g. a torchvision model's) is bound
     strictly before any pass runs; without it the graph keeps weights it already has, or gets a
-    deterministic initialization from `seed`.
+    deterministic initialization from `seed`. `passes` ('a,b,c' or a list of pass names)
+    replaces the level's pipeline; `report`, if given, receives one PassReport per pass.
+    -O1/-O2 modules compute what -O0 computes in eval mode (they are for inference).
     """
     if opt_level not in OPT_LEVELS:
         raise SpecError(
             f"optimization level -O{opt_level} is not available",
             expected=" or ".join(f"-O{o}" for o in OPT_LEVELS),
             found=f"-O{opt_level}",
-            hint="-O1/-O2 arrive with the optimization passes",
         )
     graph = graph.copy()
     if weights is not None or graph.weights is None:
         bind_weights(graph, weights, seed)
-    return lower(graph)
+    graph, reports = run_pipeline(graph, opt_level, passes)
+    if report is not None:
+        report.extend(reports)
+    module = lower(graph)
+    times: dict[str, float] = {}
+    for r in reports:
+        times[r.name] = times.get(r.name, 0.0) + r.seconds
+    module.meta[PASS_TIMES_KEY] = times
+    module.meta[IR_KEY] = graph
+    module.meta[REPORTS_KEY] = reports
+    return module
 
 
 def timed_compile(

@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--emit-code", metavar="PATH", help="write the generated module's Python code")
     c.add_argument("--repeats", type=int, default=20, help="timed runs after warm-up (default 20)")
     c.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
+    c.add_argument("--passes", metavar="A,B,C", help="run exactly these passes instead of the -O level's pipeline")
+    c.add_argument("--explain", action="store_true", help="print what each pass changed (nodes, fusions, bytes, time)")
 
     v = sub.add_parser("validate", help="check a spec and print a one-line summary")
     _add_spec_args(v)
@@ -65,6 +67,18 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - Graph, imported lazily
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    """compile under the pass context of --passes; with --explain, the main compile's reports."""
+    from archgraph.passes import explain, pass_context
+
+    reports: list = []
+    with pass_context(args.passes, reports=reports, origin="--passes"):
+        status = _compile_and_profile(args)
+    if args.explain and reports:
+        _console().print(explain(reports[0]), markup=False)
+    return status
+
+
+def _compile_and_profile(args: argparse.Namespace) -> int:
     from archgraph.profile import profile
     from archgraph.profile.report import human, write_atomic
 

@@ -1,0 +1,79 @@
+"""dense_concat: dense-block concat elimination (archgraph.ops.fused_buffer).
+
+A dense block concatenates a growing list of feature maps again for every layer: layer k reads
+concat(f0, ..., f(k-1)), and the block's output is concat(f0, ..., fn), so the copying grows
+quadratically with depth. A family of channel concats whose input lists are all prefixes of
+the longest one becomes one preallocated buffer:
+
+    buf0 = buffer_init(f0)                 right after f0 is computed
+    bufj = buffer_write(buf(j-1), fj)      right after fj is computed: fj's one copy
+    concat(f0..f(k-1)) -> buffer_prefix(buf(k-1), c0 + ... + c(k-1))  a view
+    concat(f0..fn)     -> bufn, the last write, which keeps the concat's id
+
+Families need at least two concats (a concat computed once, as in one-shot aggregation, gains
+nothing). A family's concats must all be over dim 1.
+"""
+
+from __future__ import annotations
+
+from archgraph.ir.graph import Graph
+from archgraph.passes.manager import Change, Pass
+from archgraph.passes.rewrite import Rewriter
+
+
+def _families(rw: Rewriter) -> list[tuple[list[str], list[str]]]:
+    """(longest input list, concat ids) per family, longest concat first in the ids."""
+    concats = [n for n in rw.order() if n.op == "concat" and n.args["dim"] % n.type.rank == 1]
+    concats.sort(key=lambda n: -len(n.inputs))
+    families: list[tuple[list[str], list[str]]] = []
+    claimed: set[str] = set()
+    for longest in concats:
+        if longest.id in claimed or len(set(longest.inputs)) != len(longest.inputs):
+            continue
+        members = [longest.id]
+        for other in concats:
+            k = len(other.inputs)
+            if other.id in claimed or other.id == longest.id or k >= len(longest.inputs):
+                continue
+            if other.inputs == longest.inputs[:k]:
+                members.append(other.id)
+        if len(members) > 1:
+            claimed.update(members)
+            families.append((list(longest.inputs), members))
+    return families
+
+
+def dense_concat(graph: Graph) -> tuple[Graph, Change]:
+    rw = Rewriter(graph)
+    families = _families(rw)
+    for features, members in families:
+        head = members[0]
+        total = rw[head].type.shape[1]
+        buffers = [
+            rw.put(
+                rw.make(rw.fresh_id(f"{head}.buffer"), "buffer_init", (features[0],),
+                        channels=total, tag=head),
+                after=features[0],
+            ).id
+        ]  # fmt: skip
+        offset = rw[features[0]].type.shape[1]
+        offsets = [offset]
+        for j, f in enumerate(features[1:], start=1):
+            last = j == len(features) - 1  # the last write is the block's output: the head's id
+            node_id = head if last else rw.fresh_id(f"{head}.write{j}")
+            node = rw.make(node_id, "buffer_write", (buffers[-1], f), offset=offset)
+            buffers.append(rw.put(node, after=None if last else f).id)
+            offset += rw[f].type.shape[1]
+            offsets.append(offset)
+        for concat_id in members[1:]:
+            k = len(rw[concat_id].inputs)
+            view = rw.make(concat_id, "buffer_prefix", (buffers[k - 1],), channels=offsets[k - 1])
+            rw.put(view)
+    notes = tuple(f"{m[0]}: {len(f)} features, {len(m) - 1} re-concatenations" for f, m in families)
+    return rw.build(), Change(groups_fused=len(families), notes=notes)
+
+
+DENSE_CONCAT = Pass(
+    "dense_concat", "dense blocks write into one preallocated buffer (no re-concatenation)",
+    dense_concat,
+)  # fmt: skip

@@ -1,0 +1,91 @@
+"""fuse_pointwise: chains of pointwise nodes become one fused_pointwise node each
+(archgraph.ops.fused), computed in one call.
+
+Members: the registry's pointwise ops that have a step (activations, scale, add, mul) and
+eval-mode batchnorm (an affine step). Walking in topological order, a node joins the group of
+one of its inputs when that input is the group's last node and has no other consumer (so no
+intermediate value is needed outside the group); otherwise it starts a group. A two-input node
+brings its other operand as an extra input of the group. Groups of two or more nodes are
+replaced by one node that keeps the id of the group's last node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from archgraph.ir.graph import Graph, Node
+from archgraph.ops.fused import BINARY_STEP_OF_OP, UNARY_STEP_OF_OP
+from archgraph.passes.fold_bn import bn_scale_shift
+from archgraph.passes.manager import Change, Pass
+from archgraph.passes.rewrite import Rewriter
+
+
+@dataclass
+class Group:
+    inputs: list[str]
+    members: list[str] = field(default_factory=list)
+    steps: list[tuple[Any, ...]] = field(default_factory=list)
+    affines: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def operand(self, value: str) -> int:
+        if value not in self.inputs:
+            self.inputs.append(value)
+        return self.inputs.index(value)
+
+
+def _is_member(node: Node) -> bool:
+    return node.op in UNARY_STEP_OF_OP or node.op in BINARY_STEP_OF_OP or node.op == "batchnorm"
+
+
+def _add_step(rw: Rewriter, group: Group, node: Node, chain_input: str) -> None:
+    if node.op in UNARY_STEP_OF_OP:
+        group.steps.append(UNARY_STEP_OF_OP[node.op](node.args))
+    elif node.op == "batchnorm":
+        group.affines[len(group.steps)] = bn_scale_shift(rw, node)
+        group.steps.append(("affine",))
+    else:
+        other = next(i for i in node.inputs if i != chain_input)
+        group.steps.append((BINARY_STEP_OF_OP[node.op], group.operand(other)))
+    group.members.append(node.id)
+
+
+def fuse_pointwise(graph: Graph) -> tuple[Graph, Change]:
+    rw = Rewriter(graph)
+    group_of: dict[str, Group] = {}
+    groups: list[Group] = []
+    for node in rw.order():
+        if not _is_member(node):
+            continue
+        joined = None
+        for src in node.inputs:
+            g = group_of.get(src)
+            if g is not None and g.members[-1] == src and rw.only_consumer(src) == node.id:
+                joined = g
+                break
+        if joined is not None:
+            _add_step(rw, joined, node, src)
+        else:
+            joined = Group(inputs=[node.inputs[0]])
+            groups.append(joined)
+            _add_step(rw, joined, node, node.inputs[0])
+        group_of[node.id] = joined
+    fused = [g for g in groups if len(g.members) > 1]
+    for g in fused:
+        last = g.members[-1]
+        dtype = rw[last].type.torch_dtype
+        for i, (scale, shift) in g.affines.items():
+            rw.weights[f"{last}.step{i}.scale"] = scale.to(dtype)
+            rw.weights[f"{last}.step{i}.shift"] = shift.to(dtype)
+        rw.put(rw.make(last, "fused_pointwise", tuple(g.inputs), steps=g.steps))
+        for member in reversed(g.members[:-1]):
+            rw.remove(member)
+    notes = tuple(f"{g.members[-1]}: {' -> '.join(s[0] for s in g.steps)}" for g in fused[:3]) + (
+        (f"... {len(fused) - 3} more",) if len(fused) > 3 else ()
+    )
+    return rw.build(), Change(groups_fused=len(fused), notes=notes)
+
+
+FUSE_POINTWISE = Pass("fuse_pointwise", "fuse pointwise chains into one call each", fuse_pointwise)

@@ -1,0 +1,169 @@
+"""The passes by name, the pipeline of each -O level, and the pass context.
+
+-O0 runs nothing. -O1: canonicalization, identity/dropout removal, dead-node and
+common-subexpression elimination, batchnorm folding, conv/linear epilogue fusion, pointwise
+chain fusion. -O2 adds attention lowered to SDPA, horizontal fusion of QKV projections and of
+parallel convs over one input, dense-block concat elimination, and the device layout. Every
+pass at -O1 and -O2 keeps what the network computes in eval mode (differential tests check it
+against -O0); -O1/-O2 modules are for inference (batchnorm folded with its running statistics,
+dropout gone).
+
+A PassContext (TVM's idea) lets a caller that does not call compile itself, such as the CLI
+going through the profiler, choose an explicit pass list for every compile inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from archgraph.errors import Loc, SpecError, did_you_mean
+from archgraph.ir.graph import Graph
+from archgraph.passes.canonicalize import CANONICALIZE
+from archgraph.passes.cse import CSE
+from archgraph.passes.dce import DCE
+from archgraph.passes.dense_concat import DENSE_CONCAT
+from archgraph.passes.fold_bn import FOLD_BN
+from archgraph.passes.fuse_conv import FUSE_CONV
+from archgraph.passes.fuse_pointwise import FUSE_POINTWISE
+from archgraph.passes.horizontal import FUSE_PARALLEL_CONVS, FUSE_QKV
+from archgraph.passes.identity import REMOVE_IDENTITY
+from archgraph.passes.layout import LAYOUT
+from archgraph.passes.manager import Pass, PassManager, PassReport
+from archgraph.passes.sdpa import SDPA
+
+PASSES: dict[str, Pass] = {
+    p.name: p
+    for p in [
+        CANONICALIZE,
+        REMOVE_IDENTITY,
+        DCE,
+        CSE,
+        SDPA,
+        FOLD_BN,
+        FUSE_CONV,
+        FUSE_QKV,
+        FUSE_PARALLEL_CONVS,
+        FUSE_POINTWISE,
+        DENSE_CONCAT,
+        LAYOUT,
+    ]
+}
+
+_CLEANUP = ["canonicalize", "remove_identity", "dce", "cse"]
+LEVELS: dict[int, list[str]] = {
+    0: [],
+    1: [*_CLEANUP, "fold_bn", "fuse_conv", "fuse_pointwise"],
+    2: [
+        *_CLEANUP,
+        "sdpa",
+        "fold_bn",
+        "fuse_conv",
+        "fuse_qkv",
+        "fuse_parallel_convs",
+        "fuse_pointwise",
+        "dense_concat",
+        "layout",
+    ],
+}
+
+_EXPLICIT: ContextVar[tuple[str, ...] | None] = ContextVar("archgraph_passes", default=None)
+_SINK: ContextVar[list[list[PassReport]] | None] = ContextVar("archgraph_reports", default=None)
+
+
+def register_pass(p: Pass, *, replace: bool = False) -> Pass:
+    """Make a pass available by name (to --passes and compile(passes=...))."""
+    if p.name in PASSES and not replace:
+        raise ValueError(f"pass '{p.name}' is already registered")
+    PASSES[p.name] = p
+    return p
+
+
+def parse_passes(names: str | Sequence[str], origin: str = "passes") -> list[str]:
+    """'a,b,c' or ['a', 'b', 'c'] -> checked names. An unknown name is a SpecError located at
+    `origin` (the option or argument the list came from), column = where the name starts."""
+    items: list[tuple[str, Loc]] = []
+    if isinstance(names, str):
+        col = 1
+        for part in names.split(","):
+            items.append((part.strip(), Loc(origin, 1, col + len(part) - len(part.lstrip()))))
+            col += len(part) + 1
+    else:
+        items = [(str(n).strip(), Loc(f"{origin}[{i}]")) for i, n in enumerate(names)]
+    out = []
+    for name, loc in items:
+        if not name:
+            continue
+        if name not in PASSES:
+            raise SpecError(
+                f"unknown pass '{name}'",
+                loc=loc,
+                expected=", ".join(PASSES),
+                found=name,
+                hint=did_you_mean(name, PASSES),
+                field="passes",
+            )
+        out.append(name)
+    return out
+
+
+def pipeline(opt_level: int, passes: str | Sequence[str] | None = None) -> PassManager:
+    """The PassManager for an -O level, or for an explicit list (which replaces the level's)."""
+    if passes is None:
+        passes = _EXPLICIT.get()
+    if passes is not None:
+        return PassManager([PASSES[n] for n in parse_passes(passes)])
+    if opt_level not in LEVELS:
+        raise SpecError(
+            f"optimization level -O{opt_level} is not available",
+            expected=" or ".join(f"-O{o}" for o in LEVELS),
+            found=f"-O{opt_level}",
+        )
+    return PassManager([PASSES[n] for n in LEVELS[opt_level]])
+
+
+def run_pipeline(
+    graph: Graph, opt_level: int = 0, passes: str | Sequence[str] | None = None
+) -> tuple[Graph, list[PassReport]]:
+    """Optimize a graph (weights bound) at `opt_level`, or with an explicit pass list."""
+    graph, reports = pipeline(opt_level, passes).run(graph)
+    sink = _SINK.get()
+    if sink is not None:
+        sink.append(reports)
+    return graph, reports
+
+
+@contextmanager
+def pass_context(
+    passes: str | Sequence[str] | None = None,
+    reports: list[list[PassReport]] | None = None,
+    origin: str = "passes",
+) -> Iterator[None]:
+    """Inside, every pipeline run (that names no passes itself) runs `passes` if given, and
+    appends its reports to `reports` if given (one list per run, in order). `origin` names
+    where the list came from in errors (the CLI passes '--passes')."""
+    explicit = _EXPLICIT.set(tuple(parse_passes(passes, origin)) if passes is not None else None)
+    sink = _SINK.set(reports)
+    try:
+        yield
+    finally:
+        _SINK.reset(sink)
+        _EXPLICIT.reset(explicit)
+
+
+def explain(reports: Sequence[PassReport]) -> str:
+    """The per-pass report as text: one line per pass, then its notes."""
+    lines = []
+    for r in reports:
+        lines.append(r.line())
+        lines.extend(f"    {note}" for note in r.notes)
+    total = sum(r.seconds for r in reports)
+    if reports:
+        lines.append(
+            f"{len(reports)} passes: nodes {reports[0].nodes_before} -> {reports[-1].nodes_after}, "
+            f"{sum(r.groups_fused for r in reports)} groups fused, "
+            f"{sum(r.bytes_saved for r in reports) / 1e6:.2f} MB of activations saved per call, "
+            f"{total * 1e3:.1f} ms"
+        )
+    return "\n".join(lines)
