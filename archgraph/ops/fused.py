@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from archgraph.codegen.kernels import cpu
+from archgraph.codegen.kernels.cuda import dispatch
 from archgraph.ir.types import TensorType
 from archgraph.ops.elementwise import broadcast
 from archgraph.ops.registry import (
@@ -190,7 +190,7 @@ class FusedPointwise(nn.Module):
         for i in self.affine_steps:
             mod = getattr(self, f"step{i}")
             affines[i] = (mod.scale, mod.shift)
-        return cpu.pointwise_chain(self.steps, inputs, affines)
+        return dispatch.pointwise_chain(self.steps, inputs, affines)
 
     def extra_repr(self) -> str:
         return " -> ".join("(" + ", ".join(str(p) for p in s) + ")" for s in self.steps)

@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import fx
 
-from archgraph.codegen.kernels import cpu
+from archgraph.codegen.kernels.cuda import dispatch
 from archgraph.ir.types import TensorType
 from archgraph.ops.registry import (
     INT,
@@ -54,7 +54,7 @@ def _init_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
 
 
 def _init_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-    return emit.function(cpu.buffer_init, (xs[0], args["channels"]))
+    return emit.function(dispatch.buffer_init, (xs[0], args["channels"]))
 
 
 BUFFER_INIT = register_op(
@@ -93,7 +93,7 @@ def _write_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
 
 
 def _write_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-    return emit.function(cpu.buffer_write, (xs[0], xs[1], args["offset"]))
+    return emit.function(dispatch.buffer_write, (xs[0], xs[1], args["offset"]))
 
 
 BUFFER_WRITE = register_op(

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from archgraph.codegen.kernels import cpu
+from archgraph.codegen.kernels.cuda import dispatch
 from archgraph.ir.types import TensorType
 from archgraph.ops.conv import CONV2D
 from archgraph.ops.fused import STEPS, UNARY_STEPS
@@ -119,7 +120,7 @@ class FusedConv2d(nn.Module):
         self.packed = cpu.PackedWeight()
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        return cpu.conv2d_fused(
+        return dispatch.conv2d_fused(
             x,
             residual,
             self.weight,
@@ -191,7 +192,7 @@ class FusedLinear(nn.Module):
         self.packed = cpu.PackedWeight()
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        return cpu.linear_fused(
+        return dispatch.linear_fused(
             x,
             residual,
             self.weight,
