@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", action="store_true", help="measure and print a per-node table")
     c.add_argument("--json", metavar="PATH", help="write the profile as JSON")
     c.add_argument("--emit-code", metavar="PATH", help="write the generated module's Python code")
+    c.add_argument("--emit-kernels", metavar="DIR", help="write every generated CUDA kernel source, one file per fused group")
     c.add_argument("--repeats", type=int, default=20, help="timed runs after warm-up (default 20)")
     c.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
     c.add_argument("--passes", metavar="A,B,C", help="run exactly these passes instead of the -O level's pipeline")
@@ -106,6 +107,13 @@ def _compile_and_profile(args: argparse.Namespace) -> int:
         from archgraph.api import compile as compile_graph
 
         write_atomic(args.emit_code, compile_graph(graph, args.opt_level).code.lstrip("\n"))
+    if args.emit_kernels:
+        from archgraph.api import IR_KEY
+        from archgraph.api import compile as compile_graph
+        from archgraph.codegen.kernels.cuda.emit import write_kernels
+
+        count = write_kernels(compile_graph(graph, args.opt_level).meta[IR_KEY], args.emit_kernels)
+        out.print(f"wrote {count} kernel file(s) to {args.emit_kernels}")
     if args.json:
         result.write_json(args.json)
     if args.profile:
