@@ -1,9 +1,7 @@
-"""Every zoo spec, whoever added it: loads, compiles fast, runs on the CPU, and every node's
+"""Every zoo spec, whoever added it: loads, compiles, runs on the CPU, and every node's
 inferred type equals the shape the compiled module really produces."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 import torch
@@ -14,14 +12,10 @@ from archgraph.profile.measure import example_inputs
 
 
 @pytest.mark.parametrize("name", archgraph.zoo())
-def test_zoo_spec_compiles_under_a_second_and_runs(name: str) -> None:
-    best = float("inf")
-    for _ in range(2):  # best of two: the first also pays for one-off imports
-        start = time.perf_counter()
-        graph = archgraph.load(name)
-        module = archgraph.compile(graph).eval()
-        best = min(best, time.perf_counter() - start)
-    assert best < 1.0
+def test_zoo_spec_compiles_and_runs(name: str) -> None:
+    # How fast spec -> module is gets measured in benchmarks/bench_compile.py, not asserted here.
+    graph = archgraph.load(name)
+    module = archgraph.compile(graph).eval()
     inputs = example_inputs(graph)
     with torch.no_grad():
         ShapeProp(module).propagate(*inputs)
