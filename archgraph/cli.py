@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
     c.add_argument("--passes", metavar="A,B,C", help="run exactly these passes instead of the -O level's pipeline")
     c.add_argument("--explain", action="store_true", help="print what each pass changed (nodes, fusions, bytes, time)")
+    from archgraph.passes.prune.cli import add_arguments as add_transform_arguments
+
+    add_transform_arguments(c)  # --rewrite, --prune, --emit-spec
 
     v = sub.add_parser("validate", help="check a spec and print a one-line summary")
     _add_spec_args(v)
@@ -92,6 +95,9 @@ def _compile_and_profile(args: argparse.Namespace) -> int:
 
             raise ArchgraphError("--device cuda needs a CUDA GPU, and none is visible", hint="use --device cpu")
     graph = _load(args)
+    from archgraph.passes.prune.cli import transform
+
+    graph = transform(args, graph, lambda line: out.print(line, markup=False))
     measure = args.profile or args.json is not None
     if args.repeats < 1 or args.warmup < 0:
         from archgraph.errors import ArchgraphError

@@ -10,7 +10,16 @@ import torch.nn.functional as F
 from torch import fx
 
 from archgraph.ir.types import TensorType
-from archgraph.ops.registry import STR, Arg, Emitter, OpDef, explicit, pointwise_cost, register_op
+from archgraph.ops.registry import (
+    PASS_ANY,
+    STR,
+    Arg,
+    Emitter,
+    OpDef,
+    explicit,
+    pointwise_cost,
+    register_op,
+)
 
 
 def identity_type(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
@@ -32,6 +41,7 @@ def _unary(
             cost=pointwise_cost(flops),
             lower=lower,
             pointwise=True,
+            channels=PASS_ANY,
         )
     )
 

@@ -14,11 +14,13 @@ from archgraph.ops.registry import (
     FLOAT,
     INT,
     Arg,
+    ChannelRule,
     Cost,
     OpDef,
     ParamSpec,
     ShapeMismatch,
     need_rank,
+    optional,
     register_op,
 )
 
@@ -34,14 +36,16 @@ class MultiHeadSelfAttention(nn.Module):
         proj_bias: bool,
         attn_drop: float,
         device: Any = None,
+        head_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = head_dim or dim // num_heads
         self.scale = self.head_dim**-0.5
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias, device=device)
+        inner = num_heads * self.head_dim
+        self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias, device=device)
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim, bias=proj_bias, device=device)
+        self.proj = nn.Linear(inner, dim, bias=proj_bias, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, length, dim = x.shape
@@ -51,13 +55,21 @@ class MultiHeadSelfAttention(nn.Module):
         q, k, v = qkv.unbind(0)
         attn = (q * self.scale) @ k.transpose(-2, -1)
         attn = self.attn_drop(attn.softmax(dim=-1))
-        out = (attn @ v).transpose(1, 2).reshape(n, length, dim)
+        out = (attn @ v).transpose(1, 2).reshape(n, length, self.num_heads * self.head_dim)
         return self.proj(out)
 
 
 def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     x = need_rank(ins, [3], "tokens [N, L, D]")
     h = args["num_heads"]
+    if args["head_dim"] is not None:
+        if h < 1 or args["head_dim"] < 1:
+            raise ShapeMismatch(
+                "num_heads and head_dim must be positive",
+                expected=">= 1",
+                found=f"num_heads={h}, head_dim={args['head_dim']}",
+            )
+        return x
     if h < 1 or x.shape[2] % h:
         raise ShapeMismatch(
             f"embedding dim must divide into num_heads={h}",
@@ -68,21 +80,28 @@ def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     return x
 
 
+def _inner(args: dict[str, Any], d: int) -> int:
+    """num_heads * head_dim: the model width unless head_dim is given (heads pruned)."""
+    return d if args["head_dim"] is None else args["num_heads"] * args["head_dim"]
+
+
 def _params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
     d = ins[0].shape[2]
-    specs = {"qkv.weight": ParamSpec((3 * d, d), "kaiming_uniform", fan_in=d)}
+    i = _inner(args, d)
+    specs = {"qkv.weight": ParamSpec((3 * i, d), "kaiming_uniform", fan_in=d)}
     if args["qkv_bias"]:
-        specs["qkv.bias"] = ParamSpec((3 * d,), "fan_in_uniform", fan_in=d)
-    specs["proj.weight"] = ParamSpec((d, d), "kaiming_uniform", fan_in=d)
+        specs["qkv.bias"] = ParamSpec((3 * i,), "fan_in_uniform", fan_in=d)
+    specs["proj.weight"] = ParamSpec((d, i), "kaiming_uniform", fan_in=i)
     if args["proj_bias"]:
-        specs["proj.bias"] = ParamSpec((d,), "fan_in_uniform", fan_in=d)
+        specs["proj.bias"] = ParamSpec((d,), "fan_in_uniform", fan_in=i)
     return specs
 
 
 def _cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
     n, length, d = ins[0].shape
-    projections = n * length * d * 3 * d + n * length * d * d
-    attention = 2 * n * length * length * d  # q k^T and attn v, summed over heads
+    i = _inner(args, d)
+    projections = n * length * d * 3 * i + n * length * i * d
+    attention = 2 * n * length * length * i  # q k^T and attn v, summed over heads
     macs = projections + attention
     softmax = 5 * n * args["num_heads"] * length * length
     return Cost(macs=macs, flops=2 * macs + softmax)
@@ -96,6 +115,21 @@ def _module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
         args["proj_bias"],
         args["attn_drop"],
         device="meta",
+        head_dim=args["head_dim"],
+    )
+
+
+def _channels(args: dict[str, Any], ins: list[TensorType]) -> ChannelRule:
+    """Model channels pass through (qkv reads them, proj writes them); whole heads (their q, k,
+    v rows and proj columns) can go inside the op."""
+    head_dim = args["head_dim"] or ins[0].shape[2] // args["num_heads"]
+    return ChannelRule(
+        "heads",
+        axis=-1,
+        out_params={"proj.weight": 0, "proj.bias": 0},
+        in_params={"qkv.weight": 1},
+        head_params={"qkv.weight": (0, 3), "qkv.bias": (0, 3), "proj.weight": (1, 1)},
+        resize=lambda a, n: {**a, "num_heads": n, "head_dim": head_dim},
     )
 
 
@@ -108,10 +142,14 @@ MHSA = register_op(
             "qkv_bias": Arg(BOOL, True),
             "proj_bias": Arg(BOOL, True),
             "attn_drop": Arg(FLOAT, 0.0),
+            "head_dim": Arg(
+                optional(INT), None, doc="per-head width; default dim // num_heads (pruned heads)"
+            ),
         },
         infer=_infer,
         params=_params,
         cost=_cost,
         module=_module,
+        channels=_channels,
     )
 )

@@ -12,6 +12,7 @@ from archgraph.ops.registry import (
     INT,
     PAIR,
     Arg,
+    ChannelRule,
     Cost,
     OpDef,
     ParamSpec,
@@ -96,6 +97,29 @@ def _module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
     )
 
 
+def _channels(args: dict[str, Any], ins: list[TensorType]) -> ChannelRule:
+    """Dense convs produce channels; a depthwise conv (groups = in = out channels) passes its
+    input's; other grouped convs tie channels in groups, which pruning leaves alone."""
+    g, cin = args["groups"], ins[0].shape[1]
+    if g == 1:
+        return ChannelRule(
+            "produce",
+            axis=1,
+            in_axis=1,
+            out_params={"weight": 0, "bias": 0},
+            in_params={"weight": 1},
+            resize=lambda a, n: {**a, "out_channels": n},
+        )
+    if g == cin == args["out_channels"]:
+        return ChannelRule(
+            "pass",
+            axis=1,
+            out_params={"weight": 0, "bias": 0},
+            resize=lambda a, n: {**a, "out_channels": n, "groups": n},
+        )
+    return ChannelRule("reduce", axis=1)
+
+
 CONV2D = register_op(
     OpDef(
         name="conv2d",
@@ -113,5 +137,6 @@ CONV2D = register_op(
         params=_params,
         cost=_cost,
         module=_module,
+        channels=_channels,
     )
 )

@@ -9,7 +9,15 @@ from typing import Any
 from torch import fx
 
 from archgraph.ir.types import TensorType
-from archgraph.ops.registry import Emitter, OpDef, ShapeMismatch, pointwise_cost, register_op
+from archgraph.ops.registry import (
+    ChannelRule,
+    Emitter,
+    OpDef,
+    ShapeMismatch,
+    channels_fixed,
+    pointwise_cost,
+    register_op,
+)
 
 
 def broadcast(a: TensorType, b: TensorType, what: str) -> TensorType:
@@ -48,6 +56,7 @@ def _binary(name: str, fn: Callable[[Any, Any], Any], doc: str) -> OpDef:
             cost=pointwise_cost(1),
             lower=lower,
             pointwise=True,
+            channels=channels_fixed(ChannelRule("couple")),
         )
     )
 

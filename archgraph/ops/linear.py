@@ -11,10 +11,12 @@ from archgraph.ops.registry import (
     BOOL,
     INT,
     Arg,
+    ChannelRule,
     Cost,
     OpDef,
     ParamSpec,
     ShapeMismatch,
+    channels_fixed,
     register_op,
 )
 
@@ -61,5 +63,15 @@ LINEAR = register_op(
         params=_params,
         cost=_cost,
         module=_module,
+        channels=channels_fixed(
+            ChannelRule(
+                "produce",
+                axis=-1,
+                in_axis=-1,
+                out_params={"weight": 0, "bias": 0},
+                in_params={"weight": 1},
+                resize=lambda a, n: {**a, "out_features": n},
+            )
+        ),
     )
 )

@@ -12,6 +12,7 @@ from archgraph.ops.elementwise import broadcast
 from archgraph.ops.registry import (
     INT,
     Arg,
+    ChannelRule,
     Cost,
     Emitter,
     OpDef,
@@ -77,5 +78,6 @@ SOFTMAX = register_op(
         infer=_softmax_infer,
         cost=pointwise_cost(5),
         lower=_softmax_lower,
+        channels=lambda args, ins: ChannelRule("reduce", axis=args["dim"]),
     )
 )

@@ -14,6 +14,8 @@ from archgraph.ops.registry import (
     FLOAT,
     INTS,
     PAIR,
+    PASS_ANY,
+    PASS_NCHW,
     STR,
     Arg,
     Cost,
@@ -66,6 +68,7 @@ IDENTITY = register_op(
         infer=identity_type,
         cost=free,
         module=_identity_module,
+        channels=PASS_ANY,
     )
 )
 
@@ -90,6 +93,7 @@ DROPOUT = register_op(
         infer=_dropout_infer,
         cost=free,
         module=_dropout_module,
+        channels=PASS_ANY,
     )
 )
 
@@ -143,5 +147,6 @@ UPSAMPLE = register_op(
         infer=_upsample_infer,
         cost=_upsample_cost,
         lower=_upsample_lower,
+        channels=PASS_NCHW,
     )
 )

@@ -11,8 +11,10 @@ from archgraph.ops.registry import (
     BOOL,
     FLOAT,
     Arg,
+    ChannelRule,
     OpDef,
     ParamSpec,
+    channels_fixed,
     need_rank,
     pointwise_cost,
     register_op,
@@ -57,6 +59,13 @@ BATCHNORM = register_op(
         params=_bn_params,
         cost=pointwise_cost(2),
         module=_bn_module,
+        channels=channels_fixed(
+            ChannelRule(
+                "pass",
+                axis=1,
+                out_params={"weight": 0, "bias": 0, "running_mean": 0, "running_var": 0},
+            )
+        ),
     )
 )
 
@@ -98,5 +107,6 @@ LAYERNORM = register_op(
         params=_ln_params,
         cost=pointwise_cost(5),
         module=_ln_module,
+        channels=channels_fixed(ChannelRule("reduce", axis=-1)),  # mean/var mix the channels
     )
 )

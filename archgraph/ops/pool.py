@@ -12,6 +12,7 @@ from archgraph.ops.conv import window_out
 from archgraph.ops.registry import (
     BOOL,
     PAIR,
+    PASS_NCHW,
     Arg,
     Cost,
     Emitter,
@@ -76,6 +77,7 @@ MAXPOOL2D = register_op(
         infer=_window_infer,
         cost=_window_cost,
         lower=_lower_max,
+        channels=PASS_NCHW,
     )
 )
 AVGPOOL2D = register_op(
@@ -86,6 +88,7 @@ AVGPOOL2D = register_op(
         infer=_window_infer,
         cost=_window_cost,
         lower=_lower_avg,
+        channels=PASS_NCHW,
     )
 )
 
@@ -117,6 +120,7 @@ ADAPTIVE_AVGPOOL2D = register_op(
         infer=_adaptive_infer,
         cost=_adaptive_cost,
         lower=_lower_adaptive(F.adaptive_avg_pool2d),
+        channels=PASS_NCHW,
     )
 )
 ADAPTIVE_MAXPOOL2D = register_op(
@@ -127,5 +131,6 @@ ADAPTIVE_MAXPOOL2D = register_op(
         infer=_adaptive_infer,
         cost=_adaptive_cost,
         lower=_lower_adaptive(F.adaptive_max_pool2d),
+        channels=PASS_NCHW,
     )
 )

@@ -187,6 +187,54 @@ class Emitter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ChannelRule:
+    """How an op's output channels relate to its input channels: what structured pruning
+    (archgraph.passes.prune) needs to know to remove channels consistently across the DAG.
+
+    kind:
+      "produce"  new output channels on `axis` (conv, linear); inputs' channels on `in_axis`
+                 are consumed by the parameters in `in_params`
+      "pass"     output channel i is input channel i on `axis` (None: any axis; pointwise ops);
+                 per-channel parameters in `out_params` (batchnorm, depthwise conv)
+      "couple"   inputs and output share channels elementwise (add, mul; broadcast dims of
+                 size 1 excepted); concat along another dim than the channels couples too
+      "concat"   output channels are the inputs' channels at offsets (along the `dim` arg)
+      "move"     the channel dim moves (transpose, permute, flatten, select): `move` maps an
+                 input channel dim to the output's, or None where the channels are lost
+      "heads"    produce, plus whole attention heads that can be removed inside the op
+      "reduce"   the op mixes channels on `axis` (layernorm, softmax): they cannot be pruned
+    out_params / in_params: parameter name -> the dim that output / input channels index.
+    head_params: parameter name -> (dim, parts): the dim holds `parts` blocks of heads*head_dim.
+    resize(args, n): the args for n output channels (n heads for "heads").
+    """
+
+    kind: str
+    axis: int | None = None
+    in_axis: int | None = None
+    out_params: Mapping[str, int] = field(default_factory=dict)
+    in_params: Mapping[str, int] = field(default_factory=dict)
+    head_params: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    resize: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
+    move: Callable[[dict[str, Any], TensorType, int], int | None] | None = None
+
+
+ChannelRuleFn = Callable[[dict[str, Any], list[TensorType]], ChannelRule]
+
+
+def channels_fixed(rule: ChannelRule) -> ChannelRuleFn:
+    """A channel rule that does not depend on args or input types."""
+
+    def fn(args: dict[str, Any], ins: list[TensorType]) -> ChannelRule:
+        return rule
+
+    return fn
+
+
+PASS_ANY = channels_fixed(ChannelRule("pass"))
+PASS_NCHW = channels_fixed(ChannelRule("pass", axis=1))
+
+
 Infer = Callable[[dict[str, Any], list[TensorType]], TensorType]
 Lower = Callable[[Emitter, dict[str, Any], list[fx.Node]], fx.Node]
 MakeModule = Callable[[dict[str, Any], list[TensorType]], nn.Module]
@@ -226,6 +274,7 @@ class OpDef:
     module: MakeModule | None = None
     lower: Lower | None = None
     pointwise: bool = False
+    channels: ChannelRuleFn | None = None  # None: pruning treats the op as opaque (no channels)
 
     def __post_init__(self) -> None:
         if (self.module is None) == (self.lower is None):

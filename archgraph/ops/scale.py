@@ -8,7 +8,15 @@ from typing import Any
 from torch import fx
 
 from archgraph.ops.activation import identity_type
-from archgraph.ops.registry import FLOAT, Arg, Emitter, OpDef, pointwise_cost, register_op
+from archgraph.ops.registry import (
+    FLOAT,
+    PASS_ANY,
+    Arg,
+    Emitter,
+    OpDef,
+    pointwise_cost,
+    register_op,
+)
 
 
 def _lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
@@ -24,5 +32,6 @@ SCALE = register_op(
         cost=pointwise_cost(1),
         lower=_lower,
         pointwise=True,
+        channels=PASS_ANY,
     )
 )

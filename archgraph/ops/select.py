@@ -8,7 +8,17 @@ from typing import Any
 from torch import fx
 
 from archgraph.ir.types import TensorType
-from archgraph.ops.registry import INT, Arg, Emitter, OpDef, ShapeMismatch, free, register_op
+from archgraph.ops.registry import (
+    INT,
+    Arg,
+    ChannelRule,
+    Emitter,
+    OpDef,
+    ShapeMismatch,
+    channels_fixed,
+    free,
+    register_op,
+)
 
 
 def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
@@ -36,6 +46,11 @@ def _lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
     return emit.method("select", (xs[0], args["dim"], args["index"]))
 
 
+def _move(args: dict[str, Any], x: TensorType, axis: int) -> int | None:
+    dim = args["dim"] % x.rank
+    return None if axis == dim else axis - (axis > dim)
+
+
 SELECT = register_op(
     OpDef(
         name="select",
@@ -44,5 +59,6 @@ SELECT = register_op(
         infer=_infer,
         cost=free,
         lower=_lower,
+        channels=channels_fixed(ChannelRule("move", move=_move)),
     )
 )

@@ -12,7 +12,18 @@ import torch
 from torch import fx
 
 from archgraph.ir.types import TensorType
-from archgraph.ops.registry import INT, INTS, Arg, Emitter, OpDef, ShapeMismatch, free, register_op
+from archgraph.ops.registry import (
+    INT,
+    INTS,
+    Arg,
+    ChannelRule,
+    Emitter,
+    OpDef,
+    ShapeMismatch,
+    channels_fixed,
+    free,
+    register_op,
+)
 
 
 def _axis(dim: int, rank: int, what: str) -> int:
@@ -59,6 +70,7 @@ CONCAT = register_op(
         infer=_concat_infer,
         cost=free,
         lower=_concat_lower,
+        channels=channels_fixed(ChannelRule("concat")),
     )
 )
 
@@ -83,6 +95,17 @@ def _flatten_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx
     return emit.function(torch.flatten, (xs[0], args["start_dim"], args["end_dim"]))
 
 
+def _flatten_move(args: dict[str, Any], x: TensorType, axis: int) -> int | None:
+    """Channels survive a flatten whose other merged dims have size 1 ([N, C, 1, 1] -> [N, C])."""
+    s, e = args["start_dim"] % x.rank, args["end_dim"] % x.rank
+    if axis < s:
+        return axis
+    if axis > e:
+        return axis - (e - s)
+    others = [d for i, d in enumerate(x.shape[s : e + 1], s) if i != axis]
+    return s if all(d == 1 for d in others) else None
+
+
 FLATTEN = register_op(
     OpDef(
         name="flatten",
@@ -91,6 +114,7 @@ FLATTEN = register_op(
         infer=_flatten_infer,
         cost=free,
         lower=_flatten_lower,
+        channels=channels_fixed(ChannelRule("move", move=_flatten_move)),
     )
 )
 
@@ -160,6 +184,9 @@ PERMUTE = register_op(
         infer=_permute_infer,
         cost=free,
         lower=_permute_lower,
+        channels=channels_fixed(
+            ChannelRule("move", move=lambda a, x, axis: list(a["dims"]).index(axis))
+        ),
     )
 )
 
@@ -181,6 +208,11 @@ def _transpose_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> 
     return emit.method("transpose", (xs[0], args["dim0"], args["dim1"]))
 
 
+def _transpose_move(args: dict[str, Any], x: TensorType, axis: int) -> int | None:
+    a, b = args["dim0"] % x.rank, args["dim1"] % x.rank
+    return b if axis == a else a if axis == b else axis
+
+
 TRANSPOSE = register_op(
     OpDef(
         name="transpose",
@@ -189,5 +221,6 @@ TRANSPOSE = register_op(
         infer=_transpose_infer,
         cost=free,
         lower=_transpose_lower,
+        channels=channels_fixed(ChannelRule("move", move=_transpose_move)),
     )
 )

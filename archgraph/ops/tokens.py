@@ -19,10 +19,12 @@ from archgraph.ir.types import TensorType
 from archgraph.ops.registry import (
     INT,
     Arg,
+    ChannelRule,
     Emitter,
     OpDef,
     ParamSpec,
     ShapeMismatch,
+    channels_fixed,
     free,
     need_rank,
     pointwise_cost,
@@ -30,6 +32,8 @@ from archgraph.ops.registry import (
 )
 
 OWN = ""  # the ParamSpec name of the tensor a node stores at its own id
+# the [1, T, D] tensor follows the token channels (the last dim)
+_TOKEN_CHANNELS = channels_fixed(ChannelRule("pass", axis=-1, out_params={OWN: 2}))
 
 
 def prepend_tokens(x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -64,6 +68,7 @@ CLASS_TOKEN = register_op(
         params=_class_token_params,
         cost=free,
         lower=_class_token_lower,
+        channels=_TOKEN_CHANNELS,
     )
 )
 
@@ -89,5 +94,6 @@ POSITION_EMBEDDING = register_op(
         params=_position_params,
         cost=pointwise_cost(1),
         lower=_position_lower,
+        channels=_TOKEN_CHANNELS,
     )
 )
