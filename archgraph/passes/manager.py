@@ -59,17 +59,19 @@ class Pass:
     fn: PassFn
     semantic: bool = True
 
-    def __call__(self, graph: Graph) -> tuple[Graph, PassReport]:
+    def __call__(self, graph: Graph, written: int | None = None) -> tuple[Graph, PassReport]:
+        """Run, verify, report. `written`: written_bytes(graph) if the caller knows it."""
         start = time.perf_counter()
         out, change = self.fn(graph)
         seconds = time.perf_counter() - start
         verify(out, self.name)
+        before = written_bytes(graph) if written is None else written
         report = PassReport(
             self.name,
             len(graph),
             len(out),
             change.groups_fused,
-            written_bytes(graph) - written_bytes(out),
+            before - written_bytes(out),
             seconds,
             change.notes,
         )
@@ -110,9 +112,11 @@ class PassManager:
         self.passes = list(passes)
 
     def run(self, graph: Graph) -> tuple[Graph, list[PassReport]]:
-        reports = []
+        reports: list[PassReport] = []
+        written = written_bytes(graph)
         for p in self.passes:
-            graph, report = p(graph)
+            graph, report = p(graph, written)
+            written -= report.bytes_saved
             reports.append(report)
         return graph, reports
 

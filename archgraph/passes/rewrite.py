@@ -29,7 +29,8 @@ class Rewriter:
         self.nodes: dict[str, Node] = {}
         self.rank: dict[str, tuple[int, ...]] = {}
         self.users: dict[str, list[str]] = {}
-        for position, node in enumerate(graph.nodes()):
+        # Graph.add takes inputs before consumers, so insertion order is topological
+        for position, (_, node) in enumerate(graph.nx.nodes(data="node")):
             self.nodes[node.id] = node
             self.rank[node.id] = (position,)
             self.users[node.id] = []

@@ -23,7 +23,7 @@ _WRITES: dict[str, Callable[[Graph, Node], int]] = {
 
 def written_bytes(graph: Graph) -> int:
     total = 0
-    for node in graph.nodes():
+    for _, node in graph.nx.nodes(data="node"):  # a sum: no need for topological order
         rule = _WRITES.get(node.op)
         total += rule(graph, node) if rule is not None else node.type.nbytes
     return total
