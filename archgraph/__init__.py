@@ -12,6 +12,8 @@ from archgraph.builder import Builder, Value
 from archgraph.errors import ArchgraphError, SpecError
 from archgraph.ir import Graph, TensorType
 from archgraph.ops.registry import register_op
+from archgraph.passes.prune import prune_channels, prune_weights
+from archgraph.passes.rewrites import rewrite
 from archgraph.spec import Limits
 
 __all__ = [
@@ -24,8 +26,11 @@ __all__ = [
     "Value",
     "compile",
     "load",
+    "prune_channels",
+    "prune_weights",
     "register_block",
     "register_op",
+    "rewrite",
     "zoo",
 ]
 __version__ = "0.1.0"

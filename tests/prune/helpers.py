@@ -76,3 +76,14 @@ def run(graph: Graph, x: torch.Tensor) -> torch.Tensor:
 def example_input(graph: Graph, seed: int = 0) -> torch.Tensor:
     t = graph[graph.inputs[0]].type
     return torch.randn(t.shape, generator=torch.Generator().manual_seed(seed))
+
+
+# a small ese_vovnet19b_dw (depthwise OSA blocks with eSE) for training-loop tests
+TINY = {
+    "image_size": 32,
+    "stem_channels": [16, 16, 16],
+    "mid_channels": [16, 16, 24, 24],
+    "out_channels": [32, 48, 64, 96],
+    "num_classes": 10,
+}
+TINY_NAME = "ese_vovnet19b_dw"
