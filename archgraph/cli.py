@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -46,11 +45,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--emit-kernels", metavar="DIR", help="write every generated CUDA kernel source, one file per fused group")
     c.add_argument("--repeats", type=int, default=20, help="timed runs after warm-up (default 20)")
     c.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
+    c.add_argument("--compare", metavar="-ON", help="also compile at level N and print ratios (e.g. --compare -O0)")
+    c.add_argument("--against", metavar="LIST", help="baselines timed beside it, comma-separated: eager,inductor")
+    c.add_argument("--depth", type=int, metavar="N", help="group rows by the first N components of node ids")
+    c.add_argument("--report", metavar="PATH", help="write a self-contained HTML report (graph and node table)")
+    c.add_argument("--trace", metavar="PATH", help="write a Chrome trace (JSON) of one measured run")
+    c.add_argument("--dot", metavar="PATH", help="write the graph as Graphviz DOT")
     c.add_argument("--passes", metavar="A,B,C", help="run exactly these passes instead of the -O level's pipeline")
     c.add_argument("--explain", action="store_true", help="print what each pass changed (nodes, fusions, bytes, time)")
-    from archgraph.passes.prune.cli import add_arguments as add_transform_arguments
 
-    add_transform_arguments(c)  # --rewrite, --prune, --emit-spec
+    e = sub.add_parser("export", help="export a compiled spec (ONNX, for Netron and ONNX Runtime)")
+    _add_spec_args(e)
+    e.add_argument("-O", dest="opt_level", type=int, default=0, metavar="N", help="optimization level (default 0)")
+    e.add_argument("--onnx", metavar="PATH", required=True, help="write the model as ONNX (dynamic batch)")
 
     v = sub.add_parser("validate", help="check a spec and print a one-line summary")
     _add_spec_args(v)
@@ -94,21 +101,30 @@ def _compile_and_profile(args: argparse.Namespace) -> int:
             from archgraph.errors import ArchgraphError
 
             raise ArchgraphError("--device cuda needs a CUDA GPU, and none is visible", hint="use --device cpu")
-    graph = _load(args)
-    from archgraph.passes.prune.cli import transform
+    import time
 
-    graph = transform(args, graph, lambda line: out.print(line, markup=False))
-    measure = args.profile or args.json is not None
-    if args.repeats < 1 or args.warmup < 0:
+    from archgraph.profile.compare import parse_against, parse_opt_level
+    from archgraph.profile.outputs import write_outputs
+
+    start = time.perf_counter()
+    graph = _load(args)
+    load_s = time.perf_counter() - start
+    measure = bool(args.profile or args.json or args.report or args.trace or args.compare or args.against)
+    if args.repeats < 1 or args.warmup < 0 or (args.depth is not None and args.depth < 1):
         from archgraph.errors import ArchgraphError
 
-        raise ArchgraphError("--repeats must be >= 1 and --warmup >= 0", found=f"{args.repeats}, {args.warmup}")
-    steps = 2 * (args.warmup + args.repeats)
-    with Progress(TextColumn("measuring"), BarColumn(), TimeRemainingColumn(), console=_console(stderr=True),
+        raise ArchgraphError("--repeats and --depth must be >= 1 and --warmup >= 0",
+                             found=f"{args.repeats}, {args.depth}, {args.warmup}")
+    compare = None if args.compare is None else parse_opt_level(args.compare)
+    against = parse_against(args.against) if args.against else []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), console=_console(stderr=True),
                   transient=True, disable=not measure) as bar:
-        task = bar.add_task("measure", total=steps)
+        task = bar.add_task("measuring", total=None)
         result = profile(graph, opt_level=args.opt_level, device=args.device, warmup=args.warmup,
-                         repeats=args.repeats, measure=measure, progress=lambda: bar.advance(task))
+                         repeats=args.repeats, measure=measure, compare=compare, against=against, depth=args.depth,
+                         load_s=load_s,
+                         progress=lambda what, done, total: bar.update(task, description=what, completed=done,
+                                                                       total=total))
     if args.emit_code:
         from archgraph.api import compile as compile_graph
 
@@ -120,14 +136,25 @@ def _compile_and_profile(args: argparse.Namespace) -> int:
 
         count = write_kernels(compile_graph(graph, args.opt_level).meta[IR_KEY], args.emit_kernels)
         out.print(f"wrote {count} kernel file(s) to {args.emit_kernels}")
-    if args.json:
-        result.write_json(args.json)
-    if args.profile:
+    write_outputs(result, json_path=args.json, report_path=args.report, trace_path=args.trace, dot_path=args.dot)
+    if args.profile or compare is not None or against:
         result.print_table(out)
     else:
         data = result.to_json()
         out.print(f"{graph.name}: {len(graph)} nodes, params {data['params']:,}, MACs {human(data['macs'])}, "
                   f"compiled at -O{args.opt_level} in {data['compile_s'] * 1e3:.0f} ms")
+        if data["uncounted"]:
+            out.print(f"NOT COUNTED in MACs/FLOPs: {', '.join(u['id'] for u in data['uncounted'])} (see --profile)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from archgraph.profile.export import export_onnx
+
+    graph = _load(args)
+    export_onnx(graph, args.onnx, opt_level=args.opt_level)
+    _console().print(f"{graph.name}: wrote ONNX to {args.onnx} (inputs {', '.join(graph.inputs)}; "
+                     f"outputs {', '.join(graph.outputs)}; batch dimension dynamic)")
     return 0
 
 
@@ -166,11 +193,22 @@ def cmd_ops(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "validate": cmd_validate, "zoo": cmd_zoo, "ops": cmd_ops}
+COMMANDS = {"compile": cmd_compile, "export": cmd_export, "validate": cmd_validate, "zoo": cmd_zoo, "ops": cmd_ops}
+
+
+def _attach_compare_level(argv: Sequence[str]) -> list[str]:
+    """`--compare -O0` as one token: argparse would read the '-O0' as the -O option."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--compare" and arg.startswith("-O"):
+            out[-1] = f"--compare={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_attach_compare_level(sys.argv[1:] if argv is None else argv))
     from archgraph.errors import ArchgraphError
 
     try:
