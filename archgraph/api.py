@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,15 +75,3 @@ def compile(  # noqa: A001 - the verb users expect
     module.meta[IR_KEY] = graph
     module.meta[REPORTS_KEY] = reports
     return module
-
-
-def timed_compile(
-    graph: Graph,
-    opt_level: int = 0,
-    weights: Mapping[str, torch.Tensor] | None = None,
-    seed: int = 0,
-) -> tuple[fx.GraphModule, float]:
-    """compile() and its wall time in seconds."""
-    start = time.perf_counter()
-    module = compile(graph, opt_level, weights, seed=seed)
-    return module, time.perf_counter() - start
