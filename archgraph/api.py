@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from archgraph.passes import LEVELS, PassReport, run_pipeline
 from archgraph.spec import Limits, load_spec, zoo_names
 
 OPT_LEVELS = tuple(LEVELS)
-# What compile records in the module's meta: per-pass wall times (name -> seconds, read by the
-# profiler), the optimized graph, and the full per-pass reports.
+# What compile records in the module's meta (read by the profiler): wall times of its phases and
+# of each pass (name -> seconds), the optimized graph, and the full per-pass reports.
+PHASE_TIMES_KEY = "archgraph_phase_times"
 PASS_TIMES_KEY = "archgraph_pass_times"
 IR_KEY = "archgraph_ir"
 REPORTS_KEY = "archgraph_pass_reports"
@@ -61,16 +63,24 @@ def compile(  # noqa: A001 - the verb users expect
             expected=" or ".join(f"-O{o}" for o in OPT_LEVELS),
             found=f"-O{opt_level}",
         )
+    phases: dict[str, float] = {}
+    start = time.perf_counter()
     graph = graph.copy()
     if weights is not None or graph.weights is None:
         bind_weights(graph, weights, seed)
+    phases["bind weights"] = time.perf_counter() - start
+    start = time.perf_counter()
     graph, reports = run_pipeline(graph, opt_level, passes)
+    phases["run pipeline"] = time.perf_counter() - start
     if report is not None:
         report.extend(reports)
+    start = time.perf_counter()
     module = lower(graph)
+    phases["lower"] = time.perf_counter() - start
     times: dict[str, float] = {}
     for r in reports:
         times[r.name] = times.get(r.name, 0.0) + r.seconds
+    module.meta[PHASE_TIMES_KEY] = phases
     module.meta[PASS_TIMES_KEY] = times
     module.meta[IR_KEY] = graph
     module.meta[REPORTS_KEY] = reports
