@@ -60,7 +60,9 @@ def test_magnitude_layer_and_global() -> None:
         assert int((mask == 0).sum()) == round(0.75 * w.numel())
         orig = g.weights[key].abs()  # type: ignore[index]
         assert orig[mask == 0].max() <= orig[mask == 1].min()
-    assert "stages.1.blocks.0.conv_concat.conv.weight" in str(report) and "sparsity 0.750" in str(report)
+    assert "stages.1.blocks.0.conv_concat.conv.weight" in str(report) and "sparsity 0.750" in str(
+        report
+    )
     glob, gmasks, _ = prune_weights(g, 0.75, method="magnitude", scope="global")
     total = sum(m.numel() for m in gmasks.values())
     assert sum(int((m == 0).sum()) for m in gmasks.values()) == round(0.75 * total)
@@ -97,7 +99,7 @@ def test_masks_are_buffers_and_survive_optimizer_steps() -> None:
     opt = torch.optim.SGD(module.parameters(), lr=0.1, momentum=0.9)
     handle = attach_masks(module, masks, opt)
     assert "stages.1.blocks.0.conv_concat.conv.weight_mask" in module.state_dict()
-    key = "stages.2.blocks.0.conv_mid.1.conv_pw.weight"
+    key = "stages.2.blocks.0.conv_mid.1.conv.weight"
     before = module.get_parameter(key).detach().clone()
     for step in range(2):
         _train_step(module, opt, step)

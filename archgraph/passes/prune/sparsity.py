@@ -173,7 +173,8 @@ def prune_weights(
     notes = [f"{zeros:,} of {total:,} prunable weights are zero ({zeros / max(total, 1):.3f})"]
     notes += [f"{r.key:<48} {r.numel:>10,}  sparsity {r.sparsity:.3f}" for r in table]
     size = measure(graph)
-    title = f"prune weights={sparsity:g} (method={method}, scope={scope})"
+    how = f"method={method}" + (f", scope={scope}" if method == "magnitude" else ", ERK densities")
+    title = f"prune weights={sparsity:g} ({how})"
     return graph, masks, ArchReport(title, size, size, tuple(notes))
 
 
