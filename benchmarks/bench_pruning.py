@@ -157,7 +157,10 @@ def main() -> None:
         f"torch {torch.__version__}, torch-pruning {torch_pruning.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
-    rows = [run(m, args.repeats) for m in args.models.split(",")]
+    rows = []
+    for m in args.models.split(","):
+        rows.append(run(m, args.repeats))
+        print(table(rows[-1:]), flush=True)  # as each model finishes
     print(table(rows))
 
 

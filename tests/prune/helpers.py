@@ -16,7 +16,11 @@ from archgraph.passes.prune.structured import Layer, layers
 def random_graph(name: str, batch: int = 2, seed: int = 0, **params: object) -> Graph:
     """A zoo graph with random weights: batchnorm statistics and shifts random too, so that
     batchnorm of a zero channel is not zero unless its scale and shift are."""
-    g = archgraph.load(name, batch=batch, **params)
+    return randomize(archgraph.load(name, batch=batch, **params), seed)
+
+
+def randomize(g: Graph, seed: int = 0) -> Graph:
+    """Bind random weights to `g` (see random_graph)."""
     bind_weights(g, seed=seed)
     gen = torch.Generator().manual_seed(seed + 1)
     assert g.weights is not None

@@ -11,7 +11,7 @@ import archgraph
 from archgraph.ir.weights import count_params
 from archgraph.passes.prune import prune_channels
 from archgraph.spec.emit import graph_to_yaml
-from tests.prune.helpers import example_input, random_graph, run, zero_units
+from tests.prune.helpers import example_input, random_graph, randomize, run, zero_units
 
 CASES = {
     "resnet50": {"image_size": 64},
@@ -110,3 +110,28 @@ def test_global_scope_and_bad_options() -> None:
         prune_channels(g, 0.5, importance="l3")
     with pytest.raises(archgraph.ArchgraphError, match="out of range"):
         prune_channels(g, 1.5)
+
+
+def test_hybrid_network_from_the_python_api_prunes_exactly() -> None:
+    """The custom network example (residual stem, hand-written dense stage, tokens through
+    flatten/transpose into layernorm-blocked attention, a concat of two classifier inputs):
+    what layernorm mixes must stay, the rest prunes exactly."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "custom_network.py"
+    spec = importlib.util.spec_from_file_location("custom_network", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    g = randomize(example.build())
+    x = example_input(g)
+    zero_units(g, 0.5, seed=1)
+    reference = run(g, x)
+    pruned, _ = prune_channels(g, 0.5)
+    assert _close(run(pruned, x), reference)
+    # the tokens' width is normalized by the encoder's layernorm: it cannot shrink
+    assert pruned["reduce"].args["out_channels"] == 64
+    assert pruned["encoder.attn"].args["num_heads"] == 2
+    assert pruned["stem"].args["out_channels"] == 16  # coupled with the residual block
+    assert pruned["dense.layer1.conv"].args["out_channels"] == 8

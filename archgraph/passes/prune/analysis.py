@@ -222,7 +222,10 @@ def _step(
     if kind == "reduce":
         axis = _axis(rule.axis, node, cg.graph)
         if srcs[0] is not None and srcs[0].axis != axis:
-            return srcs[0] if srcs[0].ids.shape[0] == node.type.shape[srcs[0].axis] else None
+            if srcs[0].ids.shape[0] == node.type.shape[srcs[0].axis]:
+                return srcs[0]  # mixing along another dim leaves the channels as they are
+            cg.block(srcs[0].ids)
+            return None
         _block_all(cg, srcs)
         a = axis if axis is not None and axis < out_rank else 1
         return Channels(a, cg.fresh(node.type.shape[a], None, blocked=True))
