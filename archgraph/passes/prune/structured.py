@@ -54,18 +54,20 @@ def layers(cg: ChannelGraph) -> list[Layer]:
     return out
 
 
-def _norm(t: torch.Tensor, dim: int, p: str) -> np.ndarray:
-    """Per-index L1 norm (or squared L2 norm) of `t` along `dim`."""
-    others = [d for d in range(t.dim()) if d != dim]
-    x = t.detach().float()
+def _norms(t: torch.Tensor, dims: set[int], p: str) -> dict[int, np.ndarray]:
+    """Per-index L1 norms (or squared L2 norms) of `t` along each of `dims`, reading the tensor
+    once: |t| (or t^2) is first summed over the dims nobody asked for."""
     with torch.no_grad():
-        v = (
-            torch.linalg.vector_norm(x, ord=1 if p == "l1" else 2, dim=others)
-            if others
-            else x.abs()
-        )
-    v = v.double().numpy()
-    return v if p == "l1" else v * v
+        x = t.detach().float()
+        a = x.abs() if p == "l1" else x * x
+        rest = [d for d in range(a.dim()) if d not in dims]
+        kept = sorted(dims)
+        m = a.sum(dim=rest) if rest else a  # dims of m: `kept`, in order
+        out = {}
+        for i, d in enumerate(kept):
+            others = [j for j in range(len(kept)) if j != i]
+            out[d] = (m.sum(dim=others) if others else m).double().numpy()
+    return out
 
 
 def _head_rows(h: HeadSlice, head: int) -> list[int]:
@@ -87,8 +89,13 @@ def scores(cg: ChannelGraph, found: list[Layer], importance: str, seed: int = 0)
                 out[(li, u)] = float(s)
         return out
     per_root = np.zeros(len(cg.parent))
-    for s in cg.slices():
-        np.add.at(per_root, cg.roots(s.ids), _norm(weights[s.key], s.dim, importance))
+    slices = list(cg.slices())
+    dims: dict[str, set[int]] = defaultdict(set)
+    for s in slices:
+        dims[s.key].add(s.dim)
+    norms = {key: _norms(weights[key], ds, importance) for key, ds in dims.items()}
+    for s in slices:
+        np.add.at(per_root, cg.roots(s.ids), norms[s.key][s.dim])
     for li, layer in enumerate(found):
         if layer.kind == "channels":
             for u in layer.units:
@@ -97,7 +104,7 @@ def scores(cg: ChannelGraph, found: list[Layer], importance: str, seed: int = 0)
         for u in layer.units:
             total = 0.0
             for h in cg.head_slices(layer.key[0]):
-                v = _norm(weights[h.key], h.dim, importance)
+                v = _norms(weights[h.key], {h.dim}, importance)[h.dim]
                 total += float(v[_head_rows(h, u)].sum())
             out[(li, u)] = total
     return out
