@@ -189,3 +189,16 @@ def test_layernorm_bf16_storage() -> None:
     got = LayerNormFunction.apply(x, w, b, 1e-6, HOST)
     want = F.layer_norm(x.float(), (64,), w.float(), b.float(), 1e-6)
     torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "silu", "tanh", "gelu", "gelu_tanh", "hardswish"])
+def test_saturated_gradients_are_finite_and_nan_propagates(name: str) -> None:
+    """Far in the tails expf overflows inside the derivative formula; the gradient must be
+    PyTorch's (0 or the linear tail's 1), and a NaN input must still give NaN."""
+    x = torch.tensor([-1e6, -200.0, -100.0, -30.0, 30.0, 100.0, 1e6, float("nan")],
+                     requires_grad=True)  # fmt: skip
+    chain = steps_chain([(name,)], 1)
+    (got,) = torch.autograd.grad(run_chain(chain, [x], HOST).sum(), x)
+    (want,) = torch.autograd.grad(TORCH_STEP[name](x).sum(), x)
+    torch.testing.assert_close(got[:-1], want[:-1])
+    assert torch.isnan(got[-1])  # (PyTorch's hardswish gives a number there; we keep NaN)

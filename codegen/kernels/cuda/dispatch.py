@@ -39,15 +39,15 @@ def launcher_for(*tensors: Tensor | None) -> Any:
     ts = [t for t in tensors if t is not None]
     if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
         return None
-    if any(t.dtype not in KERNEL_DTYPES for t in ts):
-        return None
     from archgraph.codegen.kernels.cuda import functions
 
-    if all(t.is_cuda for t in ts):
+    if all(t.is_cuda and t.dtype in KERNEL_DTYPES for t in ts):
         from archgraph.codegen.kernels.cuda import runtime
 
         return functions.CUDA if runtime.available() else None
-    if _SIMULATE.get() and all(t.device.type == "cpu" for t in ts):
+    # the host runs the kernels in float64 too (for gradcheck)
+    host_dtypes = (*KERNEL_DTYPES, torch.float64)
+    if _SIMULATE.get() and all(t.device.type == "cpu" and t.dtype in host_dtypes for t in ts):
         return functions.HOST
     return None
 

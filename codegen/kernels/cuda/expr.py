@@ -74,8 +74,16 @@ _TORCH_FN: dict[str, Callable[..., torch.Tensor]] = {
     "fminf": torch.minimum,
     "sqrtf": torch.sqrt,
     "rsqrtf": torch.rsqrt,
+    "ag_saturated": lambda d, x: torch.where(torch.isfinite(d) | ~torch.isfinite(x), d, 0.0),
 }
 FUNCTIONS = frozenset(_TORCH_FN)
+
+
+def saturated(d: Expr, x: Expr) -> Expr:
+    """d where finite (or x is not): the derivative of a saturating step. The steps'
+    derivatives are bounded, so an infinite or NaN value at a finite x is an overflow of the
+    formula (expf(-x) = inf in sigmoid or silu far below 0), where the true value is 0."""
+    return d if isinstance(d, Num) else Call("ag_saturated", (d, x))
 
 
 def c_float(v: float) -> str:

@@ -114,6 +114,8 @@ def backward_program(chain: Chain, needs: Sequence[int]) -> Program:
             if k in grads:
                 grads[k].append(E.mul(E.Var(g), E.substitute(E.diff(step.expr, var), env)))
         dx = E.substitute(E.diff(step.expr, "x"), env)
+        if not step.operands:
+            dx = E.saturated(dx, env["x"])
         assigns.append((f"g{s}", E.mul(E.Var(g), dx)))
         g = f"g{s}"
     if 0 in grads:
@@ -334,13 +336,19 @@ def run_host(kernel: PointwiseKernel, inputs: Sequence[torch.Tensor],
     env: dict[str, object] = {}
     for var, k in kernel.program.loads:
         flat = _flat(inputs[k], kernel.iteration.span(kernel.tensor(k)))
-        env[var] = flat[E.index_eval(kernel.in_index(k), i)].to(compute)
+        index = kernel.in_index(k)
+        # an address that is i itself reads the first numel elements in order (no gather)
+        env[var] = (flat if index == E.I else flat[E.index_eval(index, i)]).to(compute)
     for var, e in kernel.program.assigns:
         env[var] = _as_tensor(E.evaluate(e, env), i, compute)
     for k, e in kernel.program.stores:
-        value = _as_tensor(E.evaluate(e, env), i, compute)
+        value = _as_tensor(E.evaluate(e, env), i, compute).to(TORCH_DTYPES[kernel.outputs[k].dtype])
         flat = _flat(outputs[k], kernel.iteration.span(k))
-        flat[E.index_eval(kernel.out_index(k), i)] = value.to(TORCH_DTYPES[kernel.outputs[k].dtype])
+        index = kernel.out_index(k)
+        if index == E.I:
+            flat.copy_(value)
+        else:
+            flat[E.index_eval(index, i)] = value
 
 
 def _as_tensor(v: object, i: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -25,6 +25,11 @@ template <> __device__ __forceinline__ ag_half ag_to<ag_half>(float f) {
 template <> __device__ __forceinline__ ag_bf16 ag_to<ag_bf16>(float f) {
   ag_bf16 h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h.x) : "f"(f)); return h;
 }
+// A derivative formula's value, or 0 where it overflowed at a finite input (see expr.saturated).
+__device__ __forceinline__ float ag_saturated(float d, float x) {
+  const float inf = __int_as_float(0x7f800000);
+  return (fabsf(d) < inf || !(fabsf(x) < inf)) ? d : 0.0f;
+}
 template <typename T, int N> struct __align__(sizeof(T) * N) ag_vec { T v[N]; };
 __device__ __forceinline__ float ag_warp_reduce(float v, bool max_) {
 #pragma unroll
