@@ -135,3 +135,14 @@ def test_hybrid_network_from_the_python_api_prunes_exactly() -> None:
     assert pruned["encoder.attn"].args["num_heads"] == 2
     assert pruned["stem"].args["out_channels"] == 16  # coupled with the residual block
     assert pruned["dense.layer1.conv"].args["out_channels"] == 8
+
+
+def test_pruned_network_optimizes_like_any_other() -> None:
+    """-O2 (BN folding, fusion, concat buffers, layout) on a pruned network keeps its outputs."""
+    g = random_graph("ese_vovnet19b_dw", image_size=64)
+    pruned, _ = prune_channels(g, 0.5)
+    x = example_input(g)
+    reference = run(pruned, x)
+    optimized = archgraph.compile(pruned, 2).eval()
+    with torch.no_grad():
+        assert _close(optimized(x), reference)
