@@ -96,8 +96,8 @@ def _stream(device: torch.device) -> Any:
 
     stream = torch.cuda.current_stream(device)
     from_external = getattr(cupy.cuda.Stream, "from_external", None)
-    if from_external is not None:
-        return from_external(stream)
+    if from_external is not None and hasattr(stream, "__cuda_stream__"):
+        return from_external(stream)  # the CUDA stream protocol (CuPy >= 14)
     return cupy.cuda.ExternalStream(stream.cuda_stream, device.index)
 
 
