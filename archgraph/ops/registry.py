@@ -202,7 +202,8 @@ class ChannelRule:
       "concat"   output channels are the inputs' channels at offsets (along the `dim` arg)
       "move"     the channel dim moves (transpose, permute, flatten, select): `move` maps an
                  input channel dim to the output's, or None where the channels are lost
-      "heads"    produce, plus whole attention heads that can be removed inside the op
+      "heads"    pass on `axis`, plus whole attention heads that can be removed inside the op
+                 (axis None: the op mixes the model channels; only heads can go)
       "reduce"   the op mixes channels on `axis` (layernorm, softmax): they cannot be pruned
     out_params / in_params: parameter name -> the dim that output / input channels index.
     head_params: parameter name -> (dim, parts): the dim holds `parts` blocks of heads*head_dim.

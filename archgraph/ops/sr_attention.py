@@ -23,11 +23,13 @@ from archgraph.ops.registry import (
     FLOAT,
     INT,
     Arg,
+    ChannelRule,
     Cost,
     OpDef,
     ParamSpec,
     ShapeMismatch,
     need_rank,
+    optional,
     register_op,
 )
 
@@ -44,15 +46,17 @@ class SpatialReductionAttention(nn.Module):
         norm_eps: float,
         attn_drop: float,
         device: Any = None,
+        head_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = head_dim or dim // num_heads
         self.scale = self.head_dim**-0.5
-        self.q = nn.Linear(dim, dim, bias=qkv_bias, device=device)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias, device=device)
+        inner = num_heads * self.head_dim
+        self.q = nn.Linear(dim, inner, bias=qkv_bias, device=device)
+        self.kv = nn.Linear(dim, 2 * inner, bias=qkv_bias, device=device)
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim, device=device)
+        self.proj = nn.Linear(inner, dim, device=device)
         self.sr: nn.Conv2d | None = None
         self.norm: nn.LayerNorm | None = None
         if sr_ratio > 1:
@@ -70,7 +74,7 @@ class SpatialReductionAttention(nn.Module):
         k, v = kv.unbind(0)
         attn = (q * self.scale) @ k.transpose(-2, -1)
         attn = self.attn_drop(attn.softmax(dim=-1))
-        out = (attn @ v).transpose(1, 2).reshape(n, h, w, c)
+        out = (attn @ v).transpose(1, 2).reshape(n, h, w, self.num_heads * self.head_dim)
         return self.proj(out)
 
 
@@ -85,7 +89,13 @@ def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     x = need_rank(ins, [4], "channels-last spatial tokens [N, H, W, C]")
     _, h, w, c = x.shape
     heads, r = args["num_heads"], args["sr_ratio"]
-    if heads < 1 or c % heads:
+    if args["head_dim"] is not None and (heads < 1 or args["head_dim"] < 1):
+        raise ShapeMismatch(
+            "num_heads and head_dim must be positive",
+            expected=">= 1",
+            found=f"num_heads={heads}, head_dim={args['head_dim']}",
+        )
+    if args["head_dim"] is None and (heads < 1 or c % heads):
         raise ShapeMismatch(
             f"channels (last dim) must divide into num_heads={heads}",
             expected=f"a last dim divisible by {heads}",
@@ -102,17 +112,23 @@ def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     return x
 
 
+def _inner(args: dict[str, Any], c: int) -> int:
+    """num_heads * head_dim: the model width unless head_dim is given (heads pruned)."""
+    return c if args["head_dim"] is None else args["num_heads"] * args["head_dim"]
+
+
 def _params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
     c = ins[0].shape[3]
+    i = _inner(args, c)
     bias = args["qkv_bias"]
-    specs = {"q.weight": ParamSpec((c, c), "kaiming_uniform", fan_in=c)}
+    specs = {"q.weight": ParamSpec((i, c), "kaiming_uniform", fan_in=c)}
     if bias:
-        specs["q.bias"] = ParamSpec((c,), "fan_in_uniform", fan_in=c)
-    specs["kv.weight"] = ParamSpec((2 * c, c), "kaiming_uniform", fan_in=c)
+        specs["q.bias"] = ParamSpec((i,), "fan_in_uniform", fan_in=c)
+    specs["kv.weight"] = ParamSpec((2 * i, c), "kaiming_uniform", fan_in=c)
     if bias:
-        specs["kv.bias"] = ParamSpec((2 * c,), "fan_in_uniform", fan_in=c)
-    specs["proj.weight"] = ParamSpec((c, c), "kaiming_uniform", fan_in=c)
-    specs["proj.bias"] = ParamSpec((c,), "fan_in_uniform", fan_in=c)
+        specs["kv.bias"] = ParamSpec((2 * i,), "fan_in_uniform", fan_in=c)
+    specs["proj.weight"] = ParamSpec((c, i), "kaiming_uniform", fan_in=i)
+    specs["proj.bias"] = ParamSpec((c,), "fan_in_uniform", fan_in=i)
     r = args["sr_ratio"]
     if r > 1:
         fan_in = c * r * r
@@ -125,15 +141,16 @@ def _params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]
 
 def _cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
     n, h, w, c = ins[0].shape
+    i = _inner(args, c)
     length, reduced = h * w, _reduced_tokens(args, ins[0])
     r = args["sr_ratio"]
     reduce = reduced * c * c * r * r if r > 1 else 0  # the sr conv
-    projections = length * c * c + reduced * c * 2 * c + length * c * c  # q, kv, proj
-    attention = 2 * length * reduced * c  # q k^T and attn v, summed over heads
+    projections = length * c * i + reduced * c * 2 * i + length * i * c  # q, kv, proj
+    attention = 2 * length * reduced * i  # q k^T and attn v, summed over heads
     macs = n * (reduce + projections + attention)
-    biases = length * c + (length * c + reduced * 2 * c if args["qkv_bias"] else 0)
+    biases = length * c + (length * i + reduced * 2 * i if args["qkv_bias"] else 0)
     reduce_pointwise = reduced * c * (1 + 5) if r > 1 else 0  # sr bias, layernorm
-    scale_softmax = length * c + 5 * args["num_heads"] * length * reduced
+    scale_softmax = length * i + 5 * args["num_heads"] * length * reduced
     return Cost(macs=macs, flops=2 * macs + n * (biases + reduce_pointwise + scale_softmax))
 
 
@@ -146,6 +163,29 @@ def _module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
         args["norm_eps"],
         args["attn_drop"],
         device="meta",
+        head_dim=args["head_dim"],
+    )
+
+
+def _channels(args: dict[str, Any], ins: list[TensorType]) -> ChannelRule:
+    """Whole heads (their q, k, v rows and proj columns) can go inside the op. Model channels
+    pass through only without reduction: the reducing conv and its layernorm mix them."""
+    head_dim = args["head_dim"] or ins[0].shape[3] // args["num_heads"]
+    heads = {
+        "q.weight": (0, 1),
+        "q.bias": (0, 1),
+        "kv.weight": (0, 2),
+        "kv.bias": (0, 2),
+        "proj.weight": (1, 1),
+    }
+    coupled = args["sr_ratio"] == 1
+    return ChannelRule(
+        "heads",
+        axis=-1 if coupled else None,
+        out_params={"proj.weight": 0, "proj.bias": 0} if coupled else {},
+        in_params={"q.weight": 1, "kv.weight": 1} if coupled else {},
+        head_params=heads,
+        resize=lambda a, n: {**a, "num_heads": n, "head_dim": head_dim},
     )
 
 
@@ -159,10 +199,14 @@ SR_ATTENTION = register_op(
             "qkv_bias": Arg(BOOL, True),
             "norm_eps": Arg(FLOAT, 1e-5, doc="eps of the layernorm after the reducing conv"),
             "attn_drop": Arg(FLOAT, 0.0),
+            "head_dim": Arg(
+                optional(INT), None, doc="per-head width; default C // num_heads (pruned heads)"
+            ),
         },
         infer=_infer,
         params=_params,
         cost=_cost,
         module=_module,
+        channels=_channels,
     )
 )

@@ -101,6 +101,14 @@ def test_depthwise_and_heads() -> None:
     )
     assert "3 of 6" not in str(report) and "6 of 12 attention heads" in str(report)
 
+    pvt = random_graph("pvt_v2_b0", image_size=64)
+    pp, _ = prune_channels(pvt, 0.5)
+    sr = pp["stages.2.blocks.0.attn"]  # 5 heads of 32, spatial reduction 2
+    assert (sr.args["num_heads"], sr.args["head_dim"]) == (3, 32)
+    assert pp.weights is not None and tuple(
+        pp.weights["stages.2.blocks.0.attn.kv.weight"].shape
+    ) == (192, 160)
+
 
 def test_global_scope_and_bad_options() -> None:
     g = random_graph("vovnet39a", image_size=64)

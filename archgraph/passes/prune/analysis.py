@@ -210,6 +210,9 @@ def _step(
         _block_all(cg, srcs[1:])
         axis = rule.axis % out_rank  # type: ignore[operator]
         return Channels(axis, cg.fresh(node.type.shape[axis], node.id))
+    if kind == "heads" and rule.axis is None:  # heads only: the model channels are mixed
+        _block_all(cg, srcs)
+        return None
     if kind in ("pass", "heads"):
         src = srcs[0]
         _block_all(cg, srcs[1:])
