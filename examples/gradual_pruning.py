@@ -5,7 +5,7 @@ class) for a few hundred steps; GradualPruning raises the weight sparsity from 0
 `--sparsity` along the cubic schedule, recomputing magnitude masks every `--frequency` steps and
 re-applying them after every optimizer step. A plot of sparsity and loss against step is saved.
 
-    python examples/gradual_pruning.py --steps 300 --out gradual_pruning.png
+    python examples/gradual_pruning.py --steps 200 --out gradual_pruning.png
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SMALL = {  # a narrow, shallow VoVNet: one OSA block of three layers per stage
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--sparsity", type=float, default=0.8)
     p.add_argument("--frequency", type=int, default=10, help="steps between mask updates")
     p.add_argument("--batch", type=int, default=16)
