@@ -29,6 +29,9 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--set", dest="params", type=_param, action="append", default=[], metavar="NAME=VALUE",
                    help="override a spec parameter, e.g. --set num_classes=10 (repeatable)")
+    p.add_argument("--limit", dest="limits", action="append", default=[], metavar="NAME=N",
+                   help="raise a spec limit, e.g. --limit nodes=200000 (names: bytes, depth, yaml_nodes, nodes, "
+                        "repeat, tensor_elements, expr_chars, expr_items; repeatable)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("zoo", help="list the built-in specs")
     sub.add_parser("ops", help="list the registered ops")
+    sub.add_parser("schema", help="print the JSON Schema of specs (for editors: docs/editor-support.md)")
+    for command in sub.choices.values():
+        command.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE",
+                             help="import a Python module (or .py file) that registers ops and blocks first "
+                                  "(repeatable); specs themselves can never import code")
     return parser
 
 
@@ -74,7 +82,9 @@ def _console(stderr: bool = False) -> Console:
 def _load(args: argparse.Namespace):  # noqa: ANN202 - Graph, imported lazily
     import archgraph
 
-    return archgraph.load(args.spec, batch=args.batch, **dict(args.params))
+    from archgraph.spec.limits import limits_from
+
+    return archgraph.load(args.spec, batch=args.batch, limits=limits_from(args.limits), **dict(args.params))
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -193,7 +203,15 @@ def cmd_ops(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "export": cmd_export, "validate": cmd_validate, "zoo": cmd_zoo, "ops": cmd_ops}
+def cmd_schema(args: argparse.Namespace) -> int:
+    from archgraph.spec.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
+COMMANDS = {"compile": cmd_compile, "export": cmd_export, "validate": cmd_validate, "zoo": cmd_zoo, "ops": cmd_ops,
+            "schema": cmd_schema}
 
 
 def _attach_compare_level(argv: Sequence[str]) -> list[str]:
@@ -212,9 +230,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from archgraph.errors import ArchgraphError
 
     try:
+        if args.plugins:
+            from archgraph.plugins import load_plugins
+
+            load_plugins(args.plugins)
         return COMMANDS[args.command](args)
     except ArchgraphError as e:
         print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # an output path that cannot be written (a missing folder, no permission)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{where}error: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

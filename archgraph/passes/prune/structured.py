@@ -56,17 +56,17 @@ def layers(cg: ChannelGraph) -> list[Layer]:
 
 def _norms(t: torch.Tensor, dims: set[int], p: str) -> dict[int, np.ndarray]:
     """Per-index L1 norms (or squared L2 norms) of `t` along each of `dims`, reading the tensor
-    once: |t| (or t^2) is first summed over the dims nobody asked for."""
-    with torch.no_grad():
-        x = t.detach().float()
-        a = x.abs() if p == "l1" else x * x
-        rest = [d for d in range(a.dim()) if d not in dims]
-        kept = sorted(dims)
-        m = a.sum(dim=rest) if rest else a  # dims of m: `kept`, in order
-        out = {}
-        for i, d in enumerate(kept):
-            others = [j for j in range(len(kept)) if j != i]
-            out[d] = (m.sum(dim=others) if others else m).double().numpy()
+    once: |t| (or t^2) is first summed over the dims nobody asked for. NumPy, single-threaded:
+    these small reductions lose more to thread start-up than they gain from it."""
+    x = t.detach().float().cpu().numpy()
+    a = np.abs(x) if p == "l1" else x * x
+    rest = tuple(d for d in range(a.ndim) if d not in dims)
+    kept = sorted(dims)
+    m = a.sum(axis=rest, dtype=np.float64) if rest else a.astype(np.float64)
+    out = {}
+    for i, d in enumerate(kept):
+        others = tuple(j for j in range(len(kept)) if j != i)
+        out[d] = m.sum(axis=others) if others else m
     return out
 
 
@@ -136,7 +136,9 @@ def select(found: list[Layer], score: dict, ratio: float, scope: str) -> dict[in
 
 
 def _take(t: torch.Tensor, dim: int, keep: np.ndarray) -> torch.Tensor:
-    return t.index_select(dim, torch.as_tensor(keep, dtype=torch.long))
+    if t.dtype == torch.bfloat16:  # NumPy has no bfloat16
+        return t.index_select(dim, torch.as_tensor(keep, dtype=torch.long))
+    return torch.from_numpy(np.take(t.detach().cpu().numpy(), keep, axis=dim))
 
 
 def apply(cg: ChannelGraph, dropped_roots: set[int], dropped_heads: dict[str, set[int]]) -> Graph:
