@@ -1,0 +1,43 @@
+"""The spec fuzzer in CI: mutated specs end in success (and a faithful round trip) or one located
+SpecError, each within a deadline. Deterministic (derandomized) so CI is repeatable; the long
+randomized run is benchmarks/fuzz_long.py (results in BENCHMARKS.md, "Spec fuzzing")."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+
+from tests.spec.fuzzing import check_case, data_mutation, structure_bomb, text_mutation
+
+
+def fuzz(cases: int) -> settings:
+    return settings(
+        max_examples=cases,
+        deadline=timedelta(seconds=5),
+        derandomize=True,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
+    )
+
+
+@fuzz(500)
+@given(data_mutation())
+def test_data_level_mutations(text: str) -> None:
+    check_case(text)
+
+
+@fuzz(400)
+@given(text_mutation())
+def test_text_level_mutations(text: str) -> None:
+    check_case(text)
+
+
+@fuzz(150)
+@given(structure_bomb())
+def test_parser_bombs(text: str) -> None:
+    check_case(text)
