@@ -1,10 +1,9 @@
-"""The spec fuzzer in CI: mutated specs end in success (and a faithful round trip) or one located
-SpecError, each within a deadline. Deterministic (derandomized) so CI is repeatable; the long
-randomized run is benchmarks/fuzz_long.py (results in BENCHMARKS.md, "Spec fuzzing")."""
+"""The spec fuzzer in CI: 1,050 mutated specs, each ending in success (and a faithful round trip)
+or one located SpecError. Deterministic (derandomized) so CI is repeatable. No deadline: tests
+never assert on time on a shared machine; the per-case time and memory limits are checked by the
+long randomized run, benchmarks/fuzz_long.py (BENCHMARKS.md, "Spec fuzzing long run")."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 
@@ -14,7 +13,7 @@ from tests.spec.fuzzing import check_case, data_mutation, structure_bomb, text_m
 def fuzz(cases: int) -> settings:
     return settings(
         max_examples=cases,
-        deadline=timedelta(seconds=5),
+        deadline=None,
         derandomize=True,
         database=None,
         suppress_health_check=[
