@@ -37,11 +37,14 @@ def simulate() -> Iterator[None]:
 def launcher_for(*tensors: Tensor | None) -> Any:
     """The launcher that runs kernels for these tensors, or None for the CPU path."""
     ts = [t for t in tensors if t is not None]
+    on_cuda = all(t.is_cuda for t in ts)
+    if not on_cuda and not _SIMULATE.get():
+        return None  # the common CPU case, decided first
     if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
         return None
     from archgraph.codegen.kernels.cuda import functions
 
-    if all(t.is_cuda and t.dtype in KERNEL_DTYPES for t in ts):
+    if on_cuda and all(t.dtype in KERNEL_DTYPES for t in ts):
         from archgraph.codegen.kernels.cuda import runtime
 
         return functions.CUDA if runtime.available() else None
