@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dot", metavar="PATH", help="write the graph as Graphviz DOT")
     c.add_argument("--passes", metavar="A,B,C", help="run exactly these passes instead of the -O level's pipeline")
     c.add_argument("--explain", action="store_true", help="print what each pass changed (nodes, fusions, bytes, time)")
+    from archgraph.passes.prune.cli import add_arguments as add_transform_arguments
+
+    add_transform_arguments(c)  # --rewrite, --prune, --emit-spec
 
     e = sub.add_parser("export", help="export a compiled spec (ONNX, for Netron and ONNX Runtime)")
     _add_spec_args(e)
@@ -119,6 +122,9 @@ def _compile_and_profile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     graph = _load(args)
     load_s = time.perf_counter() - start
+    from archgraph.passes.prune.cli import transform
+
+    graph = transform(args, graph, lambda line: out.print(line, markup=False))
     measure = bool(args.profile or args.json or args.report or args.trace or args.compare or args.against)
     if args.repeats < 1 or args.warmup < 0 or (args.depth is not None and args.depth < 1):
         from archgraph.errors import ArchgraphError
