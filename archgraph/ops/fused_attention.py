@@ -95,13 +95,13 @@ class SdpaSelfAttention(MultiHeadSelfAttention):
     """MultiHeadSelfAttention with its core as one F.scaled_dot_product_attention call."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, length, dim = x.shape
+        n, length, _ = x.shape
         qkv = (
             self.qkv(x).reshape(n, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         )
         q, k, v = qkv.unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=_dropout_p(self))
-        return self.proj(out.transpose(1, 2).reshape(n, length, dim))
+        return self.proj(out.transpose(1, 2).reshape(n, length, self.num_heads * self.head_dim))
 
 
 class SdpaSpatialReductionAttention(SpatialReductionAttention):
@@ -117,7 +117,7 @@ class SdpaSpatialReductionAttention(SpatialReductionAttention):
         kv = self.kv(tokens).reshape(n, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         k, v = kv.unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=_dropout_p(self))
-        return self.proj(out.transpose(1, 2).reshape(n, h, w, c))
+        return self.proj(out.transpose(1, 2).reshape(n, h, w, self.num_heads * self.head_dim))
 
 
 def _swap_class(base: OpDef, cls: type[nn.Module]) -> Any:

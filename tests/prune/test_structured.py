@@ -145,9 +145,18 @@ def test_hybrid_network_from_the_python_api_prunes_exactly() -> None:
     assert pruned["dense.layer1.conv"].args["out_channels"] == 8
 
 
-def test_pruned_network_optimizes_like_any_other() -> None:
-    """-O2 (BN folding, fusion, concat buffers, layout) on a pruned network keeps its outputs."""
-    g = random_graph("ese_vovnet19b_dw", image_size=64)
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("ese_vovnet19b_dw", {"image_size": 64}),
+        ("vit_small_patch16_224", {"image_size": 64, "depth": 2}),  # heads pruned: SDPA at -O2
+        ("pvt_v2_b0", {"image_size": 64}),
+    ],
+)
+def test_pruned_network_optimizes_like_any_other(name: str, params: dict) -> None:
+    """-O2 (BN folding, fusion, concat buffers, SDPA, layout) on a pruned network keeps its
+    outputs."""
+    g = random_graph(name, **params)
     pruned, _ = prune_channels(g, 0.5)
     x = example_input(g)
     reference = run(pruned, x)
