@@ -31,7 +31,7 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
                    help="override a spec parameter, e.g. --set num_classes=10 (repeatable)")
     p.add_argument("--limit", dest="limits", action="append", default=[], metavar="NAME=N",
                    help="raise a spec limit, e.g. --limit nodes=200000 (names: bytes, depth, yaml_nodes, nodes, "
-                        "repeat, tensor_elements, expr_chars, expr_items; repeatable)")
+                        "edges, repeat, tensor_elements, expr_chars, expr_items; repeatable)")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -43,6 +43,7 @@ class BoundedBuilder(Builder):
         super().__init__(name, description, batch=batch)
         self.limits = limits
         self._call_locs: list[Loc] = []
+        self._edges = 0
 
     @contextmanager
     def called_from(self, loc: Loc) -> Iterator[None]:
@@ -65,6 +66,28 @@ class BoundedBuilder(Builder):
                 expected=f"at most {self.limits.max_graph_nodes} nodes",
                 found="more",
                 hint=limit_hint("max_graph_nodes"),
+            )
+        self._edges += len(inputs)
+        if self._edges > self.limits.max_graph_edges:
+            raise SpecError(
+                "the network has too many connections (node inputs, counted over all nodes)",
+                loc=loc,
+                node=self.qualify(name or op),
+                expected=f"at most {self.limits.max_graph_edges}",
+                found="more",
+                hint=limit_hint("max_graph_edges"),
+            )
+        ids = [v.id for v in inputs]
+        twice = next((i for i in ids if ids.count(i) > 1), None)
+        if twice is not None:  # the IR keeps one edge per (input, node) pair
+            raise SpecError(
+                f"op '{op}' takes the same input '{twice}' twice",
+                loc=loc,
+                node=self.qualify(name or op),
+                expected="distinct inputs",
+                found=", ".join(ids),
+                hint="archgraph's IR cannot wire one tensor to two inputs of a node yet; "
+                "for x + x use a scale op (archgraph ops) or an identity between them",
             )
         try:
             value = super().node(op, *inputs, name=name, loc=loc, **args)

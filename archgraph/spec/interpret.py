@@ -625,7 +625,7 @@ class _Interpreter:
                             hint=did_you_mean(k, INPUT_KEYS),
                         )
                 dtype = value.get("dtype", "float32")
-                if dtype not in DTYPES:
+                if not isinstance(dtype, str) or dtype not in DTYPES:
                     raise SpecError(
                         f"unknown dtype for input '{key}'",
                         loc=vloc,

@@ -19,7 +19,10 @@ class Limits:
     max_bytes: int = 1024 * 1024  # size of the spec text (UTF-8); the zoo's largest is 2 KiB
     max_depth: int = 64  # YAML nesting, and block calls nested inside block calls
     max_yaml_nodes: int = 100_000  # YAML values after expanding aliases and merges
-    max_graph_nodes: int = 50_000  # nodes of the built graph, counted as they are added
+    max_graph_nodes: int = 10_000  # nodes of the built graph (the zoo's largest has ~1,000)
+    max_graph_edges: int = (
+        100_000  # node inputs over all nodes (a deep dense block grows them quadratically)
+    )
     max_repeat: int = 10_000  # `repeat:` of one entry
     max_tensor_elements: int = 2**31  # elements of any one tensor: node outputs and parameters
     max_expr_chars: int = 500  # characters of one `$` expression
@@ -35,6 +38,7 @@ LIMIT_NAMES: dict[str, str] = {
     "depth": "max_depth",
     "yaml_nodes": "max_yaml_nodes",
     "nodes": "max_graph_nodes",
+    "edges": "max_graph_edges",
     "repeat": "max_repeat",
     "tensor_elements": "max_tensor_elements",
     "expr_chars": "max_expr_chars",

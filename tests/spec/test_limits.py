@@ -39,6 +39,7 @@ def load_error(text: str, limits: Limits) -> SpecError:
     ("field", "value", "fragment"),
     [
         ("max_graph_nodes", 40, "too many nodes"),  # 1 input + 60 relus
+        ("max_graph_edges", 50, "too many connections"),  # 60 relus of one input each
         ("max_repeat", 29, "repeat count out of range"),
         ("max_tensor_elements", 255, "input 'x' is too large"),  # 4*8*8 = 256
         ("max_depth", 3, "nested too deeply"),

@@ -93,6 +93,12 @@ CASES: list[tuple[str, bytes, str, bytes | int | None]] = [
     ),
     ("self_loop", HEAD + b"nodes:\n  a: {op: relu, in: a}\n", "the wiring has a cycle", b"a: {"),
     (
+        "same_input_twice",
+        HEAD + b"nodes:\n  a: {op: relu, in: x}\n  s: {op: add, in: [a, a]}\n",
+        "op 'add' takes the same input 'a' twice",
+        b"s: {op: add",
+    ),
+    (
         "shape_mismatch",
         HEAD + b"nodes:\n  a: {op: maxpool2d, in: x, kernel_size: 2}\n  s: {op: add, in: [a, x]}\n",
         "add of mismatched shapes",
