@@ -13,10 +13,14 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import archgraph
-from archgraph.spec import zoo_path
+from archgraph.errors import SpecError
+from archgraph.spec import load_spec_text, zoo_path
+from archgraph.spec.schema import spec_schema
 from archgraph.spec.yaml_source import parse_yaml
+from tests.spec.fuzzing import FILE, data_mutation, text_mutation
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "examples" / "plugin_ops.py"
@@ -105,3 +109,21 @@ def test_plugin_ops_and_blocks_are_in_the_schema() -> None:
         r for r in rules if r["if"]["properties"].get("op", {}).get("const") == "swish_beta"
     )
     assert swish["then"]["properties"]["beta"]["anyOf"][0]["type"] == "number"
+
+
+@settings(
+    max_examples=150,
+    database=None,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(data_mutation() | text_mutation())
+def test_every_spec_that_loads_validates(text: str) -> None:
+    """The schema never rejects a spec archgraph accepts (it may accept more: shapes, wiring)."""
+    try:
+        load_spec_text(text, FILE)
+    except SpecError:
+        return
+    validator = jsonschema.Draft202012Validator(spec_schema())
+    assert [e.message for e in validator.iter_errors(parse_yaml(text, FILE))] == []
