@@ -66,7 +66,9 @@ def compile(  # noqa: A001 - the verb users expect
     phases: dict[str, float] = {}
     start = time.perf_counter()
     graph = graph.copy()
-    if weights is not None or graph.weights is None:
+    # bind_weights makes fresh tensors that nobody else holds: lowering can take them uncopied
+    fresh_weights = weights is not None or graph.weights is None
+    if fresh_weights:
         bind_weights(graph, weights, seed)
     phases["bind weights"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -75,7 +77,7 @@ def compile(  # noqa: A001 - the verb users expect
     if report is not None:
         report.extend(reports)
     start = time.perf_counter()
-    module = lower(graph)
+    module = lower(graph, copy_weights=not fresh_weights)
     phases["lower"] = time.perf_counter() - start
     times: dict[str, float] = {}
     for r in reports:

@@ -84,8 +84,13 @@ def _class_name(name: str) -> str:
     return cleaned if cleaned[:1].isalpha() else f"Net_{cleaned}"
 
 
-def lower(graph: Graph) -> fx.GraphModule:
-    """Lower a graph whose weights are bound (graph.weights) to an fx.GraphModule."""
+def lower(graph: Graph, *, copy_weights: bool = True) -> fx.GraphModule:
+    """Lower a graph whose weights are bound (graph.weights) to an fx.GraphModule.
+
+    The module's tensors are copies of the graph's, so training the module never changes the
+    graph; a caller that owns the graph's tensors alone (compile, which bound them itself) may
+    pass copy_weights=False and hand them over instead.
+    """
     if graph.weights is None:
         raise GraphError(
             "the graph has no weights bound", hint="use archgraph.compile, or bind_weights(graph)"
@@ -112,9 +117,9 @@ def lower(graph: Graph) -> fx.GraphModule:
             values[node.id] = op.lower(emit, node.args, xs)
     outs = [values[o] for o in graph.outputs]
     fxg.output(outs[0] if len(outs) == 1 else tuple(outs))
-    # Modules were made on the meta device; the graph's tensors become their state (copied, so
-    # training the module never changes the graph).
-    root.load_state_dict({k: v.clone() for k, v in graph.weights.items()}, strict=True, assign=True)
+    # Modules were made on the meta device; the graph's tensors become their state.
+    state = {k: v.clone() for k, v in graph.weights.items()} if copy_weights else graph.weights
+    root.load_state_dict(state, strict=True, assign=True)
     _materialize_stateless(root)
     gm = fx.GraphModule(root, fxg, class_name=_class_name(graph.name))
     gm.meta["archgraph_graph"] = graph.name

@@ -15,6 +15,7 @@ import archgraph
 from archgraph import Builder
 from archgraph.errors import SpecError
 from archgraph.ir.validate import validate
+from archgraph.ir.weights import bind_weights
 
 
 def resnet18_in_python(num_classes: int = 1000) -> archgraph.Graph:
@@ -192,3 +193,24 @@ def test_same_seed_same_weights_and_graph_unchanged_by_compile() -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert graph.weights is None  # compile works on a copy
     validate(graph)
+
+
+@pytest.mark.parametrize("bound", [False, True])
+def test_training_the_module_changes_neither_the_graph_nor_the_given_weights(bound: bool) -> None:
+    """compile hands its own fresh tensors to the module: a step on the module's parameters
+    touches no tensor the caller holds (the state_dict passed in, or a graph's bound weights)."""
+    graph = every_core_op()
+    given = {k: v.clone() for k, v in archgraph.compile(graph, seed=3).state_dict().items()}
+    if bound:
+        graph = graph.copy()
+        bind_weights(graph, given)
+        snapshot = {k: v.clone() for k, v in graph.weights.items()}
+        module = archgraph.compile(graph)
+    else:
+        snapshot = {k: v.clone() for k, v in given.items()}
+        module = archgraph.compile(graph, weights=given)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(1.0)
+    held = graph.weights if bound else given
+    assert all(torch.equal(held[k], snapshot[k]) for k in snapshot)
