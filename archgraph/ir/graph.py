@@ -68,9 +68,9 @@ class Graph:
         return self.nx.nodes[node_id]["node"]
 
     def nodes(self) -> Iterator[Node]:
-        """All nodes in a topological order that follows insertion order where it can."""
-        position = {n: i for i, n in enumerate(self.nx.nodes)}
-        for node_id in nx.lexicographical_topological_sort(self.nx, key=position.__getitem__):
+        """All nodes in insertion order, which is topological: `add` is the only way in, and it
+        refuses a node before its inputs."""
+        for node_id in self.nx.nodes:
             yield self[node_id]
 
     @property
