@@ -214,3 +214,28 @@ def test_training_the_module_changes_neither_the_graph_nor_the_given_weights(bou
             p.add_(1.0)
     held = graph.weights if bound else given
     assert all(torch.equal(held[k], snapshot[k]) for k in snapshot)
+
+
+@pytest.mark.parametrize("opt_level", [0, 1, 2])
+def test_a_node_may_read_one_value_twice(opt_level: int, tmp_path: Path) -> None:
+    """x * x and a + a: the same value wired to two inputs of one node, from Python and YAML,
+    at every level (the fused pointwise group must read it twice too)."""
+    b = Builder("square")
+    x = b.input("x", [4, 8, 8])
+    a = b.conv2d(x, name="conv", out_channels=4, kernel_size=3, padding=1)
+    b.output(b.add(b.mul(a, a, name="sq"), b.relu(a, name="act"), name="out"))
+    graph = b.build()
+    spec = tmp_path / "square.yaml"
+    spec.write_text(
+        "name: square\ninputs: {x: [4, 8, 8]}\nnodes:\n"
+        "  conv: {op: conv2d, out_channels: 4, kernel_size: 3, padding: 1}\n"
+        "  sq: {op: mul, in: [conv, conv]}\n  act: {op: relu, in: conv}\n"
+        "  out: {op: add, in: [sq, act]}\noutputs: [out]\n"
+    )
+    assert [n.inputs for n in archgraph.load(spec).nodes()] == [n.inputs for n in graph.nodes()]
+    module = archgraph.compile(graph, opt_level, seed=1).eval()
+    conv = archgraph.compile(graph, seed=1).conv
+    inp = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        y = conv(inp)
+        assert torch.allclose(module(inp), y * y + torch.relu(y), atol=1e-5)

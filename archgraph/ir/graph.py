@@ -34,8 +34,9 @@ class Node:
 
 @dataclass
 class Graph:
-    """A network. `nx` holds the nodes (attribute 'node') and edges input -> consumer; node
-    insertion order is a topological order. `weights` maps '<node id>.<param>' to tensors."""
+    """A network. `nx` holds the nodes (attribute 'node') and one edge input -> consumer per
+    distinct input (the node's `inputs` keep order and repeats); node insertion order is a
+    topological order. `weights` maps '<node id>.<param>' to tensors."""
 
     name: str
     description: str = ""
@@ -53,8 +54,9 @@ class Graph:
                     f"input '{src}' is not a node of the graph", node=node.id, loc=node.loc
                 )
         self.nx.add_node(node.id, node=node)
-        for i, src in enumerate(node.inputs):
-            self.nx.add_edge(src, node.id, index=i)
+        # one edge per distinct input: node.inputs keeps the order, and a node may read one value
+        # more than once (x * x)
+        self.nx.add_edges_from((src, node.id) for src in node.inputs)
         return node
 
     # ---- queries --------------------------------------------------------------------------

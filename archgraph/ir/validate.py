@@ -26,17 +26,12 @@ def validate(graph: Graph) -> None:
             op.check_arity(len(node.inputs))
             if op.normalize_args(node.args) != node.args:
                 raise GraphError("args are not in normal form", found=str(node.args))
-            preds = [
-                src
-                for src, _, _ in sorted(
-                    graph.nx.in_edges(node.id, data="index"), key=lambda e: e[2]
-                )
-            ]
-            if tuple(preds) != node.inputs:
+            preds = set(graph.nx.predecessors(node.id))
+            if preds != set(node.inputs):
                 raise GraphError(
                     "edges disagree with the node's inputs",
-                    expected=str(node.inputs),
-                    found=str(preds),
+                    expected=str(sorted(set(node.inputs))),
+                    found=str(sorted(preds)),
                 )
             ins = [graph[i].type for i in node.inputs]
             inferred = op.infer(node.args, ins)

@@ -4,7 +4,7 @@
 Members: the registry's pointwise ops that have a step (activations, scale, add, mul) and
 eval-mode batchnorm (an affine step). Walking in topological order, a node joins the group of
 one of its inputs when that input is the group's last node and has no other consumer (so no
-intermediate value is needed outside the group); otherwise it starts a group. A two-input node
+intermediate value is needed outside the group) and reads it once; otherwise it starts a group. A two-input node
 brings its other operand as an extra input of the group. Groups of two or more nodes are
 replaced by one node that keeps the id of the group's last node.
 """
@@ -47,7 +47,8 @@ def _add_step(rw: Rewriter, group: Group, node: Node, chain_input: str) -> None:
         group.affines[len(group.steps)] = bn_scale_shift(rw, node)
         group.steps.append(("affine",))
     else:
-        other = next(i for i in node.inputs if i != chain_input)
+        # x * x: with both operands the chain value, the "other" one is the chain input too
+        other = next((i for i in node.inputs if i != chain_input), chain_input)
         group.steps.append((BINARY_STEP_OF_OP[node.op], group.operand(other)))
     group.members.append(node.id)
 
@@ -62,7 +63,12 @@ def fuse_pointwise(graph: Graph) -> tuple[Graph, Change]:
         joined = None
         for src in node.inputs:
             g = group_of.get(src)
-            if g is not None and g.members[-1] == src and rw.only_consumer(src) == node.id:
+            if (
+                g is not None
+                and g.members[-1] == src
+                and rw.only_consumer(src) == node.id
+                and node.inputs.count(src) == 1  # a value read twice is needed as a group input
+            ):
                 joined = g
                 break
         if joined is not None:

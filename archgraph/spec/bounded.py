@@ -77,18 +77,6 @@ class BoundedBuilder(Builder):
                 found="more",
                 hint=limit_hint("max_graph_edges"),
             )
-        ids = [v.id for v in inputs]
-        twice = next((i for i in ids if ids.count(i) > 1), None)
-        if twice is not None:  # the IR keeps one edge per (input, node) pair
-            raise SpecError(
-                f"op '{op}' takes the same input '{twice}' twice",
-                loc=loc,
-                node=self.qualify(name or op),
-                expected="distinct inputs",
-                found=", ".join(ids),
-                hint="archgraph's IR cannot wire one tensor to two inputs of a node yet; "
-                "for x + x use a scale op (archgraph ops) or an identity between them",
-            )
         try:
             value = super().node(op, *inputs, name=name, loc=loc, **args)
             self._check_sizes(value, [v.type for v in inputs], loc)

@@ -93,10 +93,16 @@ CASES: list[tuple[str, bytes, str, bytes | int | None]] = [
     ),
     ("self_loop", HEAD + b"nodes:\n  a: {op: relu, in: a}\n", "the wiring has a cycle", b"a: {"),
     (
-        "same_input_twice",
-        HEAD + b"nodes:\n  a: {op: relu, in: x}\n  s: {op: add, in: [a, a]}\n",
-        "op 'add' takes the same input 'a' twice",
-        b"s: {op: add",
+        "zero_stride",
+        HEAD + b"nodes:\n  c: {op: conv2d, in: x, out_channels: 4, kernel_size: 3, stride: 0}\n",
+        "window sizes must be positive",
+        b"c: {op: conv2d",
+    ),
+    (
+        "zero_pool_stride",
+        HEAD + b"nodes:\n  p: {op: maxpool2d, in: x, kernel_size: 2, stride: 0}\n",
+        "pooling window does not fit its arguments",
+        b"p: {op: maxpool2d",
     ),
     (
         "shape_mismatch",
