@@ -24,6 +24,12 @@ from archgraph.ops.registry import (
 
 def window_out(size: int, k: int, s: int, p: int, d: int = 1, ceil_mode: bool = False) -> int:
     """Output length of a sliding window (convolution or pooling), PyTorch's formula."""
+    if min(k, s, d) < 1 or p < 0:
+        raise ShapeMismatch(
+            "window sizes must be positive",
+            expected="kernel_size, stride and dilation >= 1, padding >= 0",
+            found=f"kernel_size {k}, stride {s}, padding {p}, dilation {d}",
+        )
     span = size + 2 * p - d * (k - 1) - 1
     out = (-(-span // s) if ceil_mode else span // s) + 1
     if ceil_mode and (out - 1) * s >= size + p:
