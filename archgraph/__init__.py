@@ -1,7 +1,7 @@
 """archgraph: a graph-based neural architecture compiler.
 
-    graph = archgraph.load("resnet50")            # a YAML spec, or a zoo name
-    module = archgraph.compile(graph, weights=sd) # torch.fx.GraphModule
+graph = archgraph.load("resnet50")            # a YAML spec, or a zoo name
+module = archgraph.compile(graph, weights=sd) # torch.fx.GraphModule
 """
 
 from archgraph import blocks as _blocks  # noqa: F401  (registers the built-in blocks)

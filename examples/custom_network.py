@@ -21,7 +21,9 @@ def dense_stage(b: Builder, x: Value, *, layers: int, growth: int) -> Value:
             inp = features[0] if len(features) == 1 else b.concat(*features, name="cat")
             y = b.batchnorm(inp, name="norm")
             y = b.relu(y, name="act")
-            features.append(b.conv2d(y, name="conv", out_channels=growth, kernel_size=3, padding=1, bias=False))
+            features.append(
+                b.conv2d(y, name="conv", out_channels=growth, kernel_size=3, padding=1, bias=False)
+            )
     return b.concat(*features, name="out")
 
 
@@ -51,7 +53,9 @@ def main() -> None:
     with torch.no_grad():
         logits = module(torch.randn(4, 3, 32, 32))
     t = totals(node_costs(graph))
-    print(f"{graph.name}: {len(graph)} nodes, {t.params:,} params, {t.macs / 1e6:.1f} M MACs, logits {tuple(logits.shape)}")
+    print(
+        f"{graph.name}: {len(graph)} nodes, {t.params:,} params, {t.macs / 1e6:.1f} M MACs, logits {tuple(logits.shape)}"
+    )
     print(module.code.splitlines()[3])
 
 

@@ -27,7 +27,15 @@ def test_reference_weights_example() -> None:
 
 
 def test_custom_yaml_block_example() -> None:
-    proc = run("-m", "archgraph.cli", "compile", str(EXAMPLES / "custom_block.yaml"), "--profile", "--repeats", "2")
+    proc = run(
+        "-m",
+        "archgraph.cli",
+        "compile",
+        str(EXAMPLES / "custom_block.yaml"),
+        "--profile",
+        "--repeats",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr
     # by hand: stem 3*16*9+16 = 448; per unit 2*(16*16*9) + 2*32 (bn) + (16*4+4) + (4*16+16) = 4820;
     # fc 16*10+10 = 170; 448 + 2*4820 + 170 = 10,258
