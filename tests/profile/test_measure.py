@@ -133,14 +133,14 @@ def _external_samples(
 
 def test_profiler_total_within_15_percent_of_external_timing() -> None:
     """resnet50 at batch 1: the end-to-end median and the sum of per-node medians both stay within
-    15% of an external timing of the same module. Three rounds alternate the external loop and the
+    15% of an external timing of the same module. Five rounds alternate the external loop and the
     profiler, and the median of the per-round ratios is checked, so a burst of load from another
     process that hits one round does not decide the outcome."""
     graph = archgraph.load("resnet50")
     x = torch.randn(1, 3, 224, 224)
     module = archgraph.compile(graph).eval()
     end_to_end, node_sum = [], []
-    for _ in range(3):
+    for _ in range(5):
         external_ms = statistics.median(_external_samples(module, x, 2, 9)) * 1e3
         result = profile(graph, warmup=2, repeats=9)
         module = result.module
