@@ -12,14 +12,14 @@ renders it; `run_host` evaluates the same program and the same index expressions
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
 
 import torch
 from archgraph.codegen.kernels.cuda import expr as E
 from archgraph.codegen.kernels.cuda.index import TORCH_DTYPES, Iteration, Layout, iterate
+from archgraph.codegen.kernels.cuda.naming import HashNamed
 from archgraph.codegen.kernels.cuda.preamble import C_TYPES, ITEM_BYTES
 
 VEC = 4  # elements per thread in vectorized kernels (16 bytes of fp32, 8 of fp16/bf16)
@@ -152,7 +152,7 @@ class Launch:
 
 
 @dataclass(frozen=True)
-class PointwiseKernel:
+class PointwiseKernel(HashNamed):
     """A program over an iteration: every input read at its address, every output written."""
 
     title: str
@@ -217,22 +217,6 @@ class PointwiseKernel:
         return Launch(grid, block, why)
 
     # ---- rendering
-
-    @property
-    def name(self) -> str:
-        return self._rendered[0]
-
-    @property
-    def source(self) -> str:
-        """The kernel's C source (without the module preamble)."""
-        return self._rendered[1]
-
-    @cached_property
-    def _rendered(self) -> tuple[str, str]:
-        body = self._render("KERNEL_NAME")
-        digest = hashlib.sha256(body.encode()).hexdigest()[:16]
-        name = f"ag_{self.kind}_{digest}"
-        return name, body.replace("KERNEL_NAME", name)
 
     def _render(self, name: str) -> str:
         for t in (*self.inputs, *self.outputs):

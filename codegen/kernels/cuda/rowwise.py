@@ -12,13 +12,12 @@ two-pass formulas in float32.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 from archgraph.codegen.kernels.cuda.expr import c_float
 from archgraph.codegen.kernels.cuda.index import TORCH_DTYPES
+from archgraph.codegen.kernels.cuda.naming import HashNamed
 from archgraph.codegen.kernels.cuda.pointwise import INT32_LIMIT, Launch
 from archgraph.codegen.kernels.cuda.preamble import C_TYPES
 
@@ -35,7 +34,7 @@ def block_for(length: int) -> int:
 
 
 @dataclass(frozen=True)
-class RowKernel:
+class RowKernel(HashNamed):
     kind: str
     rows: int
     length: int
@@ -72,21 +71,6 @@ class RowKernel:
         if self.kind == "layernorm_fwd":
             return ("x", *params, "y", "mean", "rstd")
         return ("x", "g", *(("weight",) if self.weight else ()), "mean", "rstd", "gx")
-
-    @property
-    def name(self) -> str:
-        return self._rendered[0]
-
-    @property
-    def source(self) -> str:
-        return self._rendered[1]
-
-    @cached_property
-    def _rendered(self) -> tuple[str, str]:
-        body = self._render("KERNEL_NAME")
-        digest = hashlib.sha256(body.encode()).hexdigest()[:16]
-        name = f"ag_{self.kind}_{digest}"
-        return name, body.replace("KERNEL_NAME", name)
 
     def _ctype(self, arg: str) -> str:
         if arg in ("mean", "rstd"):
