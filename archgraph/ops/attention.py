@@ -52,11 +52,13 @@ class MultiHeadSelfAttention(nn.Module):
         qkv = (
             self.qkv(x).reshape(n, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         )
-        q, k, v = qkv.unbind(0)
+        out = self.attend(*qkv.unbind(0))
+        return self.proj(out.transpose(1, 2).reshape(n, length, self.num_heads * self.head_dim))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T * scale) v per head: [N, heads, L, head_dim] in and out."""
         attn = (q * self.scale) @ k.transpose(-2, -1)
-        attn = self.attn_drop(attn.softmax(dim=-1))
-        out = (attn @ v).transpose(1, 2).reshape(n, length, self.num_heads * self.head_dim)
-        return self.proj(out)
+        return self.attn_drop(attn.softmax(dim=-1)) @ v
 
 
 def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:

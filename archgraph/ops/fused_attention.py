@@ -91,33 +91,22 @@ def _dropout_p(module: nn.Module) -> float:
     return module.attn_drop.p if module.training else 0.0
 
 
+def _sdpa(module: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=_dropout_p(module))
+
+
 class SdpaSelfAttention(MultiHeadSelfAttention):
     """MultiHeadSelfAttention with its core as one F.scaled_dot_product_attention call."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, length, _ = x.shape
-        qkv = (
-            self.qkv(x).reshape(n, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        )
-        q, k, v = qkv.unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=_dropout_p(self))
-        return self.proj(out.transpose(1, 2).reshape(n, length, self.num_heads * self.head_dim))
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return _sdpa(self, q, k, v)
 
 
 class SdpaSpatialReductionAttention(SpatialReductionAttention):
     """SpatialReductionAttention with its core as one F.scaled_dot_product_attention call."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, h, w, c = x.shape
-        tokens = x.reshape(n, h * w, c)
-        q = self.q(tokens).reshape(n, h * w, self.num_heads, self.head_dim).transpose(1, 2)
-        if self.sr is not None and self.norm is not None:
-            reduced = self.sr(x.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2)
-            tokens = self.norm(reduced)
-        kv = self.kv(tokens).reshape(n, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        k, v = kv.unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=_dropout_p(self))
-        return self.proj(out.transpose(1, 2).reshape(n, h, w, self.num_heads * self.head_dim))
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return _sdpa(self, q, k, v)
 
 
 def _swap_class(base: OpDef, cls: type[nn.Module]) -> Any:

@@ -71,11 +71,13 @@ class SpatialReductionAttention(nn.Module):
             reduced = self.sr(x.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2)
             tokens = self.norm(reduced)
         kv = self.kv(tokens).reshape(n, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        k, v = kv.unbind(0)
+        out = self.attend(q, *kv.unbind(0))
+        return self.proj(out.transpose(1, 2).reshape(n, h, w, self.num_heads * self.head_dim))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T * scale) v per head: [N, heads, tokens, head_dim] out."""
         attn = (q * self.scale) @ k.transpose(-2, -1)
-        attn = self.attn_drop(attn.softmax(dim=-1))
-        out = (attn @ v).transpose(1, 2).reshape(n, h, w, self.num_heads * self.head_dim)
-        return self.proj(out)
+        return self.attn_drop(attn.softmax(dim=-1)) @ v
 
 
 def _reduced_tokens(args: dict[str, Any], x: TensorType) -> int:
