@@ -9,7 +9,13 @@ import html
 from typing import Any
 
 from archgraph.profile.layout import Layout, layout
-from archgraph.profile.report import Profile, human, human_bytes, summary_lines
+from archgraph.profile.report import (
+    COMPARISON_COLUMNS,
+    Profile,
+    human,
+    human_bytes,
+    summary_lines,
+)
 
 LABEL_CHARS = 25  # of 11px monospace in a layout.NODE_W box
 
@@ -202,21 +208,7 @@ def _comparisons(data: dict[str, Any]) -> str:
             c["note"],
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "baseline",
-            "what it is",
-            "ms (median)",
-            "p10–p90 ms",
-            "latency ratio",
-            "MACs ratio",
-            "params ratio",
-            "peak est. ratio",
-            "first call s",
-            "note",
-        )
-    )
+    head = "".join(f"<th>{h}</th>" for h in (*COMPARISON_COLUMNS, "note"))
     return (
         f"<h2>Compared (ratio = {html.escape(subject)} / baseline)</h2>"
         f'<table id="comparisons"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

@@ -335,20 +335,24 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+# The comparison table's columns, in the terminal and in the HTML report (which adds a note).
+COMPARISON_COLUMNS = (
+    "baseline",
+    "what it is",
+    "ms (median)",
+    "p10–p90 ms",
+    "latency ratio",
+    "MACs ratio",
+    "params ratio",
+    "peak est. ratio",
+    "first call s",
+)
+
+
 def _print_comparisons(console: Console, data: dict[str, Any]) -> None:
     subject = f"archgraph -O{data['opt_level']}"
     table = Table(title=f"{subject} relative to each baseline (ratio = {subject} / baseline)")
-    for col in (
-        "baseline",
-        "what it is",
-        "ms (median)",
-        "p10–p90 ms",
-        "latency ratio",
-        "MACs ratio",
-        "params ratio",
-        "peak est. ratio",
-        "first call s",
-    ):
+    for col in COMPARISON_COLUMNS:
         table.add_column(col, justify="left" if col in ("baseline", "what it is") else "right")
     table.add_row(
         subject,
