@@ -47,6 +47,17 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_opt_level(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-O",
+        dest="opt_level",
+        type=int,
+        default=0,
+        metavar="N",
+        help="optimization level (default 0)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="archgraph", description="A graph-based neural architecture compiler."
@@ -55,14 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="compile a spec to a torch.fx module; optionally profile it")
     _add_spec_args(c)
-    c.add_argument(
-        "-O",
-        dest="opt_level",
-        type=int,
-        default=0,
-        metavar="N",
-        help="optimization level (default 0)",
-    )
+    _add_opt_level(c)
     c.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     c.add_argument("--profile", action="store_true", help="measure and print a per-node table")
     c.add_argument("--json", metavar="PATH", help="write the profile as JSON")
@@ -110,14 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a compiled spec (ONNX, for Netron and ONNX Runtime)")
     _add_spec_args(e)
-    e.add_argument(
-        "-O",
-        dest="opt_level",
-        type=int,
-        default=0,
-        metavar="N",
-        help="optimization level (default 0)",
-    )
+    _add_opt_level(e)
     e.add_argument(
         "--onnx", metavar="PATH", required=True, help="write the model as ONNX (dynamic batch)"
     )
