@@ -120,25 +120,20 @@ def _swap_class(base: OpDef, cls: type[nn.Module]) -> Any:
     return make
 
 
-MHSA_SDPA = register_op(
-    OpDef(
-        name="mhsa_sdpa",
-        doc="mhsa (same arguments and parameters) computed with scaled_dot_product_attention",
-        args=dict(MHSA.args),
-        infer=MHSA.infer,
-        params=MHSA.params,
-        cost=MHSA.cost,
-        module=_swap_class(MHSA, SdpaSelfAttention),
+def _sdpa_variant(base: OpDef, module_class: type[nn.Module]) -> OpDef:
+    """`base` with the same arguments, rules and parameters, computed with SDPA."""
+    return register_op(
+        OpDef(
+            name=f"{base.name}_sdpa",
+            doc=f"{base.name} (same arguments and parameters) computed with scaled_dot_product_attention",
+            args=dict(base.args),
+            infer=base.infer,
+            params=base.params,
+            cost=base.cost,
+            module=_swap_class(base, module_class),
+        )
     )
-)
-SR_ATTENTION_SDPA = register_op(
-    OpDef(
-        name="sr_attention_sdpa",
-        doc="sr_attention (same arguments and parameters) computed with scaled_dot_product_attention",
-        args=dict(SR_ATTENTION.args),
-        infer=SR_ATTENTION.infer,
-        params=SR_ATTENTION.params,
-        cost=SR_ATTENTION.cost,
-        module=_swap_class(SR_ATTENTION, SdpaSpatialReductionAttention),
-    )
-)
+
+
+MHSA_SDPA = _sdpa_variant(MHSA, SdpaSelfAttention)
+SR_ATTENTION_SDPA = _sdpa_variant(SR_ATTENTION, SdpaSpatialReductionAttention)
