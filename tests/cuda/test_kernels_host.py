@@ -20,19 +20,9 @@ from archgraph.codegen.kernels.cuda.groups import epilogue_chain, prologue_chain
 from archgraph.codegen.kernels.cuda.index import Layout
 
 from archgraph.ops.fused import STEPS
+from tests.reference import TORCH_ACTIVATIONS
 
-# PyTorch's own op for each registry step (unfused reference), `y`/`factor` where it has one
-TORCH_STEP = {
-    "relu": torch.relu,
-    "relu6": F.relu6,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "silu": F.silu,
-    "hardswish": F.hardswish,
-    "hardsigmoid": F.hardsigmoid,
-    "gelu": F.gelu,
-    "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
-}
+TORCH_STEP = TORCH_ACTIVATIONS  # PyTorch's own op for each registry step (unfused reference)
 
 
 def test_every_registry_step_has_a_reference() -> None:

@@ -15,19 +15,9 @@ from archgraph.ir.types import TensorType
 from archgraph.ops.fused import STEPS, UNARY_STEPS, FusedPointwise
 from archgraph.ops.fused_conv import ACTIVATIONS, FusedConv2d, FusedLinear
 from archgraph.ops.registry import get_op
+from tests.reference import TORCH_ACTIVATIONS
 
-REFERENCE = {
-    "relu": F.relu,
-    "relu6": F.relu6,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "silu": F.silu,
-    "hardswish": F.hardswish,
-    "hardsigmoid": F.hardsigmoid,
-    "gelu": F.gelu,
-    "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
-    "none": lambda t: t,
-}
+REFERENCE = {**TORCH_ACTIVATIONS, "none": lambda t: t}
 
 
 def _gen(seed: int = 0) -> torch.Generator:
