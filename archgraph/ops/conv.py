@@ -103,7 +103,7 @@ def _module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
     )
 
 
-def _channels(args: dict[str, Any], ins: list[TensorType]) -> ChannelRule:
+def conv_channel_rule(args: dict[str, Any], ins: list[TensorType]) -> ChannelRule:
     """Dense convs produce channels; a depthwise conv (groups = in = out channels) passes its
     input's; other grouped convs tie channels in groups, which pruning leaves alone."""
     g, cin = args["groups"], ins[0].shape[1]
@@ -143,6 +143,6 @@ CONV2D = register_op(
         params=_params,
         cost=_cost,
         module=_module,
-        channels=_channels,
+        channels=conv_channel_rule,
     )
 )
