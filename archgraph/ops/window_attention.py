@@ -206,6 +206,13 @@ def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
             expected="window_size >= 1, 0 <= shift_size < window_size",
             found=f"window_size={[wh, ww]}, shift_size={[sh, sw]}",
         )
+    if wh > h or ww > w:
+        raise ShapeMismatch(
+            f"window {wh}x{ww} is larger than the map",
+            expected=f"window_size of at most H={h}, W={w} (timm's block uses the map size)",
+            found=f"window_size={[wh, ww]} on {x}",
+            input_index=0,
+        )
     if (sh and h <= wh) or (sw and w <= ww):
         raise ShapeMismatch(
             f"a shifted window needs a map larger than the window ({wh}x{ww})",

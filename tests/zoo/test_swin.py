@@ -160,7 +160,8 @@ def test_python_blocks_match_timm_modules(
         ("window_attention", (56, 96), {"num_heads": 3}, "[N, H, W, C]"),
         ("window_attention", (14, 14, 96), {"num_heads": 5}, "num_heads=5"),
         ("window_attention", (14, 14, 96), {"num_heads": 3, "shift_size": 7}, "shift_size"),
-        ("window_attention", (7, 7, 96), {"num_heads": 3, "shift_size": 3}, "larger than"),
+        ("window_attention", (7, 7, 96), {"num_heads": 3, "shift_size": 3}, "larger than the"),
+        ("window_attention", (6, 9, 96), {"num_heads": 3}, "larger than the map"),
     ],
 )
 def test_window_attention_rejects_bad_inputs_with_located_errors(
