@@ -2,8 +2,9 @@
 
 - `sdpa`: softmax(q k^T * scale) v over inputs q [..., L, E], k [..., S, E], v [..., S, Ev]
   (the explicit matmul-softmax-matmul pattern, rewritten);
-- `mhsa_sdpa`, `sr_attention_sdpa` and `window_attention_sdpa`: the `mhsa`, `sr_attention` and
-  `window_attention` ops with the same arguments, parameters and state_dict keys, whose attention
+- `mhsa_sdpa`, `sr_attention_sdpa`, `window_attention_sdpa` and `inverted_window_attention_sdpa`:
+  the `mhsa`, `sr_attention`, `window_attention` and `inverted_window_attention` ops with the same
+  arguments, parameters and state_dict keys, whose attention
   core is one F.scaled_dot_product_attention call instead of two matmuls and a softmax (Swin's
   relative position bias and shifted-window mask passed as its additive attn_mask).
 """
@@ -19,6 +20,10 @@ from torch import fx, nn
 
 from archgraph.ir.types import TensorType
 from archgraph.ops.attention import MHSA, MultiHeadSelfAttention
+from archgraph.ops.inverted_window_attention import (
+    INVERTED_WINDOW_ATTENTION,
+    InvertedWindowAttention,
+)
 from archgraph.ops.registry import (
     FLOAT,
     Arg,
@@ -120,6 +125,13 @@ class SdpaWindowAttention(WindowAttention):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=_dropout_p(self))
 
 
+class SdpaInvertedWindowAttention(InvertedWindowAttention):
+    """InvertedWindowAttention with its core as one F.scaled_dot_product_attention call."""
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v)
+
+
 def _swap_class(base: OpDef, cls: type[nn.Module]) -> Any:
     assert base.module is not None
 
@@ -138,6 +150,7 @@ def _sdpa_variant(base: OpDef, module_class: type[nn.Module]) -> OpDef:
             name=f"{base.name}_sdpa",
             doc=f"{base.name} (same arguments and parameters) computed with scaled_dot_product_attention",
             args=dict(base.args),
+            arity=base.arity,
             infer=base.infer,
             params=base.params,
             cost=base.cost,
@@ -149,3 +162,6 @@ def _sdpa_variant(base: OpDef, module_class: type[nn.Module]) -> OpDef:
 MHSA_SDPA = _sdpa_variant(MHSA, SdpaSelfAttention)
 SR_ATTENTION_SDPA = _sdpa_variant(SR_ATTENTION, SdpaSpatialReductionAttention)
 WINDOW_ATTENTION_SDPA = _sdpa_variant(WINDOW_ATTENTION, SdpaWindowAttention)
+INVERTED_WINDOW_ATTENTION_SDPA = _sdpa_variant(
+    INVERTED_WINDOW_ATTENTION, SdpaInvertedWindowAttention
+)

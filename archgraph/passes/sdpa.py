@@ -1,7 +1,7 @@
 """sdpa: attention lowered to scaled-dot-product attention (archgraph.ops.fused_attention).
 
-- `mhsa`, `sr_attention` and `window_attention` nodes become `mhsa_sdpa` / `sr_attention_sdpa` /
-  `window_attention_sdpa`: same id, arguments and weights; the core is one
+- `mhsa`, `sr_attention`, `window_attention` and `inverted_window_attention` nodes become their
+  `..._sdpa` variants: same id, arguments and weights; the core is one
   F.scaled_dot_product_attention call.
 - The explicit pattern, each intermediate read only by the next step,
 
@@ -22,6 +22,7 @@ SDPA_OF = {
     "mhsa": "mhsa_sdpa",
     "sr_attention": "sr_attention_sdpa",
     "window_attention": "window_attention_sdpa",
+    "inverted_window_attention": "inverted_window_attention_sdpa",
 }
 
 
