@@ -1,7 +1,7 @@
 """MIRNet blocks (Zamir et al. 2020, "Learning Enriched Features for Real Image Restoration and
 Enhancement"; the multi-scale wiring of MIRNet-v2, Zamir et al. 2022) over NCHW maps.
 
-- `skff` (selective kernel feature fusion, paper eqs. 1-3): L = sum of the streams; s = GAP(L);
+- `skff` (selective kernel feature fusion): L = sum of the streams; s = GAP(L);
   z = act(conv1x1(s)) down to d = max(C / reduction, 4) channels; one conv1x1 per stream back to
   C; softmax over the streams per channel; output sum_i a_i * L_i.
 - `dual_attention` (dual attention unit, DAU): M = conv3x3 -> act -> conv3x3 of x; spatial
