@@ -2,9 +2,11 @@
 
 - `sdpa`: softmax(q k^T * scale) v over inputs q [..., L, E], k [..., S, E], v [..., S, Ev]
   (the explicit matmul-softmax-matmul pattern, rewritten);
-- `mhsa_sdpa` and `sr_attention_sdpa`: the `mhsa` and `sr_attention` ops with the same
-  arguments, parameters and state_dict keys, whose attention core is one
-  F.scaled_dot_product_attention call instead of two matmuls and a softmax.
+- `mhsa_sdpa`, `sr_attention_sdpa`, `window_attention_sdpa` and `inverted_window_attention_sdpa`:
+  the `mhsa`, `sr_attention`, `window_attention` and `inverted_window_attention` ops with the same
+  arguments, parameters and state_dict keys, whose attention
+  core is one F.scaled_dot_product_attention call instead of two matmuls and a softmax (Swin's
+  relative position bias and shifted-window mask passed as its additive attn_mask).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from torch import fx, nn
 
 from archgraph.ir.types import TensorType
 from archgraph.ops.attention import MHSA, MultiHeadSelfAttention
+from archgraph.ops.inverted_window_attention import (
+    INVERTED_WINDOW_ATTENTION,
+    InvertedWindowAttention,
+)
 from archgraph.ops.registry import (
     FLOAT,
     Arg,
@@ -29,6 +35,7 @@ from archgraph.ops.registry import (
     register_op,
 )
 from archgraph.ops.sr_attention import SR_ATTENTION, SpatialReductionAttention
+from archgraph.ops.window_attention import WINDOW_ATTENTION, WindowAttention
 
 # ---- sdpa ---------------------------------------------------------------------------------------
 
@@ -84,7 +91,7 @@ SDPA = register_op(
 )
 
 
-# ---- mhsa_sdpa, sr_attention_sdpa -------------------------------------------------------------
+# ---- mhsa_sdpa, sr_attention_sdpa, window_attention_sdpa ------------------------------------------------------------
 
 
 def _dropout_p(module: nn.Module) -> float:
@@ -109,6 +116,22 @@ class SdpaSpatialReductionAttention(SpatialReductionAttention):
         return _sdpa(self, q, k, v)
 
 
+class SdpaWindowAttention(WindowAttention):
+    """WindowAttention with its core as one F.scaled_dot_product_attention call, the bias and
+    the shifted-window mask summed into its attn_mask."""
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        mask = self.attention_bias(q.shape[0]).to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=_dropout_p(self))
+
+
+class SdpaInvertedWindowAttention(InvertedWindowAttention):
+    """InvertedWindowAttention with its core as one F.scaled_dot_product_attention call."""
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v)
+
+
 def _swap_class(base: OpDef, cls: type[nn.Module]) -> Any:
     assert base.module is not None
 
@@ -127,6 +150,7 @@ def _sdpa_variant(base: OpDef, module_class: type[nn.Module]) -> OpDef:
             name=f"{base.name}_sdpa",
             doc=f"{base.name} (same arguments and parameters) computed with scaled_dot_product_attention",
             args=dict(base.args),
+            arity=base.arity,
             infer=base.infer,
             params=base.params,
             cost=base.cost,
@@ -137,3 +161,7 @@ def _sdpa_variant(base: OpDef, module_class: type[nn.Module]) -> OpDef:
 
 MHSA_SDPA = _sdpa_variant(MHSA, SdpaSelfAttention)
 SR_ATTENTION_SDPA = _sdpa_variant(SR_ATTENTION, SdpaSpatialReductionAttention)
+WINDOW_ATTENTION_SDPA = _sdpa_variant(WINDOW_ATTENTION, SdpaWindowAttention)
+INVERTED_WINDOW_ATTENTION_SDPA = _sdpa_variant(
+    INVERTED_WINDOW_ATTENTION, SdpaInvertedWindowAttention
+)

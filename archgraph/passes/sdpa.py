@@ -1,7 +1,8 @@
 """sdpa: attention lowered to scaled-dot-product attention (archgraph.ops.fused_attention).
 
-- `mhsa` and `sr_attention` nodes become `mhsa_sdpa` / `sr_attention_sdpa`: same id, arguments
-  and weights; the core is one F.scaled_dot_product_attention call.
+- `mhsa`, `sr_attention`, `window_attention` and `inverted_window_attention` nodes become their
+  `..._sdpa` variants: same id, arguments and weights; the core is one
+  F.scaled_dot_product_attention call.
 - The explicit pattern, each intermediate read only by the next step,
 
       matmul(softmax(matmul(q', kT) [* f], dim=-1), v)   with q' = q [* f'], kT = k^T
@@ -17,7 +18,12 @@ from archgraph.ops.registry import ShapeMismatch
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
 
-SDPA_OF = {"mhsa": "mhsa_sdpa", "sr_attention": "sr_attention_sdpa"}
+SDPA_OF = {
+    "mhsa": "mhsa_sdpa",
+    "sr_attention": "sr_attention_sdpa",
+    "window_attention": "window_attention_sdpa",
+    "inverted_window_attention": "inverted_window_attention_sdpa",
+}
 
 
 def _last_two_swapped(node: Node) -> bool:

@@ -154,13 +154,12 @@ class ChannelGraph:
             return []
         specs = self.specs
         heads = node.args["num_heads"]
-        key = next(iter(rule.head_params))
-        dim, parts = rule.head_params[key]
-        head_dim = specs[param_key(node_id, key)].shape[dim] // (parts * heads)
+        keys = {name: param_key(node_id, name) for name in rule.head_params}
+        # each tensor's own width per head (a relative position bias table has one per head)
         return [
-            HeadSlice(node_id, param_key(node_id, name), d, p, heads, head_dim)
+            HeadSlice(node_id, keys[name], d, p, heads, specs[keys[name]].shape[d] // (p * heads))
             for name, (d, p) in rule.head_params.items()
-            if param_key(node_id, name) in specs
+            if keys[name] in specs
         ]
 
 
