@@ -35,27 +35,26 @@ def run(args: argparse.Namespace) -> int:
 
     from archgraph.sweep.runner import REPORT, TABLE, run_sweep
 
-    err = Console(stderr=True, highlight=False)
-    failed = 0
-    with Progress(
+    bar = Progress(
         TextColumn("sweep"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=Console(stderr=True, highlight=False),
         transient=True,
-    ) as bar:
-        task = bar.add_task("sweep", total=None)
+    )
+    task = bar.add_task("sweep", total=None)
 
-        def progress(done: int, total: int, row: dict[str, Any] | None) -> None:
-            nonlocal failed
-            bar.update(task, completed=done, total=total)
-            if row is not None and row.get("status") != "ok":
-                failed += 1
-                bar.console.print(
-                    f"point {row['point']} failed:\n{row.get('error', '')}", markup=False
-                )
+    def progress(done: int, total: int, row: dict[str, Any] | None) -> None:
+        if (
+            not bar.live.is_started
+        ):  # started by the first point, so a bad file prints only its error
+            bar.start()
+        bar.update(task, completed=done, total=total)
+        if row is not None and row.get("status") != "ok":
+            bar.console.print(f"point {row['point']} failed:\n{row.get('error', '')}", markup=False)
 
+    try:
         result = run_sweep(
             args.file,
             out=args.out,
@@ -65,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
             plugins=args.plugins,
             progress=progress,
         )
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     ok = sum(r["status"] == "ok" for r in result.rows)
     Console(highlight=False).print(
         f"{len(result.rows)} points ({result.ran} run now): {ok} ok, {len(result.rows) - ok} failed, "

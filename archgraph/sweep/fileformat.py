@@ -291,7 +291,7 @@ def _metrics(raw: LDict) -> tuple[str, ...]:
     for i, name in enumerate(items):
         if name not in METRICS:
             raise SpecError(
-                f"unknown metric '{_short(name)}'",
+                f"unknown metric {_short(name)}",
                 loc=items.loc_of(i),
                 expected=", ".join(METRICS),
                 found=_short(name),
