@@ -1,9 +1,9 @@
 """The sweep's HTML report: one self-contained file (inline CSS, SVG and JS; nothing fetched).
 
-The Pareto front is drawn as an SVG scatter of the first two objectives (every ok point; the
-front's points filled and joined; a point's settings and metrics show on hover, and clicking it
-opens its emitted spec), followed by a table of every point, sortable by any column (click a
-header), with a link to each point's spec.
+The Pareto front is drawn as an SVG scatter of the first two objectives: every ok point, the
+front's points filled (and joined when there are only two objectives); a point's settings and
+objective values show on hover, and clicking it opens its emitted spec. Then a table of every
+point, sortable by any column (click a header), with a link to each point's spec.
 """
 
 from __future__ import annotations
@@ -80,14 +80,15 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [lo + (hi - lo) * i / (n - 1) for i in range(n)]
 
 
-def _label(row: Mapping[str, str], columns: Sequence[str]) -> str:
+def _label(row: Mapping[str, str], settings: Sequence[str], metrics: Sequence[str]) -> str:
     parts = [f"point {row.get('point', '?')}"]
-    parts += [f"{c} = {row.get(c, '') or '(none)'}" for c in columns]
+    parts += [f"{c} = {row.get(c, '') or '(none)'}" for c in settings]
+    parts += [f"{c} = {_fmt(row.get(c, ''))}" for c in metrics]
     return "\n".join(parts)
 
 
 def scatter(data: ReportInput) -> str:
-    """The first two objectives of every ok point as an SVG scatter, the front filled and joined."""
+    """The first two objectives of every ok point as an SVG scatter, the front's points filled."""
     xcol, ycol = list(data.objectives)[:2]
     front = set(data.front)
     pts = []
@@ -135,12 +136,12 @@ def scatter(data: ReportInput) -> str:
         f'text-anchor="middle">{html.escape(ycol)} ({data.objectives[ycol]})</text>'
     )
     on_front = sorted((x, y) for i, x, y in pts if i in front)
-    if len(on_front) > 1:
+    if len(on_front) > 1 and len(data.objectives) == 2:  # with more, the front is not a curve here
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in on_front)
         out.append(f'<polyline class="front" points="{path}"/>')
     for i, x, y in pts:
         r = data.rows[i]
-        title = html.escape(_label(r, [*data.settings, *data.objectives]))
+        title = html.escape(_label(r, data.settings, list(data.objectives)))
         klass = ' class="on-front"' if i in front else ""
         circle = f'<circle{klass} cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5"><title>{title}</title></circle>'
         spec = r.get("spec", "")

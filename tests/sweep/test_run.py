@@ -111,6 +111,7 @@ def test_the_report_links_every_point_to_its_spec(swept) -> None:
     page = (out / "report.html").read_text()
     assert (
         "<svg" in page
+        and "<polyline" in page  # two objectives: the front is joined
         and "<script>" in page
         and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )
