@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     task = bar.add_task("sweep", total=None)
 
     def progress(done: int, total: int, row: dict[str, Any] | None) -> None:
-        if (
-            not bar.live.is_started
-        ):  # started by the first point, so a bad file prints only its error
+        # the bar starts with the first report, after the file is checked: a bad file's
+        # error is all that is printed
+        if not bar.live.is_started:
             bar.start()
         bar.update(task, completed=done, total=total)
         if row is not None and row.get("status") != "ok":
