@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         if bar.live.is_started:
             bar.stop()
     ok = sum(r["status"] == "ok" for r in result.rows)
-    Console(highlight=False).print(
+    Console(highlight=False, soft_wrap=True).print(
         f"{len(result.rows)} points ({result.ran} run now): {ok} ok, {len(result.rows) - ok} failed, "
         f"{len(result.front)} on the Pareto front; wrote {result.out_dir / TABLE} and "
         f"{result.out_dir / REPORT}",
