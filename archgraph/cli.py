@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from archgraph.sweep import command as sweep_command
+
 EXIT_USAGE = 2
 
 
@@ -122,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a spec and print a one-line summary")
     _add_spec_args(v)
 
+    sweep_command.add_arguments(
+        sub.add_parser("sweep", help="run a design-space sweep (docs/sweeps.md)")
+    )
     sub.add_parser("zoo", help="list the built-in specs")
     sub.add_parser("ops", help="list the registered ops")
     sub.add_parser(
@@ -327,6 +332,7 @@ COMMANDS = {
     "zoo": cmd_zoo,
     "ops": cmd_ops,
     "schema": cmd_schema,
+    "sweep": sweep_command.run,
 }
 
 
