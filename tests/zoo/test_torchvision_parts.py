@@ -1,7 +1,8 @@
 """The parts torchvision's other classification families are made of, written as archgraph specs
 and blocks and checked against torchvision's (and timm's) own modules: ConvNeXt's block (depthwise
 7x7, channels-last layernorm, GELU MLP, layer scale at the block's `layer_scale`, stochastic
-depth) and its downsampling LayerNorm2d + conv, squeeze-excitation with SiLU / hard-sigmoid,
+depth) and its downsampling LayerNorm2d + conv, EfficientNet's MBConv (inverted residual, SiLU,
+SE), squeeze-excitation with SiLU / hard-sigmoid,
 ShuffleNet's channel shuffle, transposed convolution, timm's LayerScale `gamma`; stochastic depth
 random in training and the identity in eval."""
 
@@ -71,6 +72,45 @@ def test_convnext_blocks_and_downsample_match_torchvision(convnext, opt_level: i
     with torch.no_grad():
         expected = model.features[2](model.features[1](x))
         assert max_relative_error(module(x), expected) <= 1e-4
+
+
+# EfficientNet-B0's features.2 (two MBConv blocks, 16 -> 24 channels): SiLU, depthwise conv,
+# squeeze-excitation with SiLU, stochastic depth, a residual where the shape allows
+EFFICIENTNET_PIECE = """
+name: efficientnet_piece
+inputs: {x: [16, 28, 28]}
+blocks:
+  mbconv:
+    params: {out_channels: null, stride: 1, expand: 6, sd_prob: 0.0}
+    nodes:
+      block.0.0: {op: conv2d, in: input, out_channels: "${in_channels * expand}", kernel_size: 1, bias: false}
+      block.0.1: {op: batchnorm}
+      block.0.2: {op: silu}
+      block.1.0: {op: conv2d, out_channels: "${in_channels * expand}", kernel_size: 3, stride: $stride, padding: 1, groups: "${in_channels * expand}", bias: false}
+      block.1.1: {op: batchnorm}
+      block.1.2: {op: silu}
+      block.2: {block: squeeze_excite, rd_channels: "${max(1, in_channels // 4)}", act: silu}
+      block.3.0: {op: conv2d, out_channels: $out_channels, kernel_size: 1, bias: false}
+      block.3.1: {op: batchnorm}
+      stochastic_depth: {op: stochastic_depth, p: $sd_prob}
+      add: {op: add, in: [stochastic_depth, input], when: "${stride == 1 and in_channels == out_channels}"}
+nodes:
+  features.2: {block: mbconv, in: x, repeat: 2, out_channels: 24, stride: "${2 if i == 0 else 1}", sd_prob: "${0.0125 * (i + 1)}"}
+"""
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_efficientnet_mbconv_blocks_match_torchvision(opt_level: int) -> None:
+    model = torchvision.models.efficientnet_b0(weights=None).eval()
+    state = randomize_state(model, seed=11)
+    graph = load_spec_text(EFFICIENTNET_PIECE, "efficientnet_piece.yaml")
+    keys = [k for k in state if k.startswith("features.2.")]
+    assert list(param_specs(graph)) == keys
+    assert graph["features.2.1.stochastic_depth"].args["p"] == pytest.approx(0.025)
+    module = archgraph.compile(graph, opt_level, weights={k: state[k] for k in keys}).eval()
+    x = torch.randn(2, 16, 28, 28, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        assert max_relative_error(module(x), model.features[2](x)) <= 1e-4
 
 
 def test_stochastic_depth_is_random_in_training_and_the_identity_in_eval() -> None:
