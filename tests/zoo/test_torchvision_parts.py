@@ -241,9 +241,10 @@ def test_layer_scale_stores_timms_gamma_at_the_node_id() -> None:
     assert torch.allclose(module(x), ref(x))
 
 
-def test_layer_scale_over_nchw_channels_and_its_initial_value() -> None:
+@pytest.mark.parametrize("axis", [1, -3])
+def test_layer_scale_over_nchw_channels_and_its_initial_value(axis: int) -> None:
     b = archgraph.Builder("ls")
-    b.output(b.layer_scale(b.input("x", [6, 2, 3]), name="scale.weight", init_value=0.5))
+    b.output(b.layer_scale(b.input("x", [6, 2, 3]), name="scale.weight", axis=axis, init_value=0.5))
     graph = b.build()
     assert param_specs(graph)["scale.weight"].shape == (6,)
     module = archgraph.compile(graph)
