@@ -6,6 +6,7 @@ module = archgraph.compile(graph, weights=sd) # torch.fx.GraphModule
 
 from archgraph import blocks as _blocks  # noqa: F401  (registers the built-in blocks)
 from archgraph import ops as _ops  # noqa: F401  (registers the built-in ops)
+from archgraph import plugins  # archgraph.plugins.load_plugin("my_ops.py")
 from archgraph.api import compile, load, zoo
 from archgraph.blocks.registry import register_block
 from archgraph.builder import Builder, Value
@@ -26,6 +27,7 @@ __all__ = [
     "Value",
     "compile",
     "load",
+    "plugins",
     "prune_channels",
     "prune_weights",
     "register_block",

@@ -19,6 +19,9 @@ from archgraph.ir.validate import validate
 from archgraph.ops.registry import ShapeMismatch, get_op
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The name of a node or block call that takes the id of the block call it is in, so a one-op
+# block called as `features.2.0` can own `features.2.0.weight`.
+SELF = "."
 
 
 def _caller_loc() -> Loc | None:
@@ -68,7 +71,12 @@ class Builder:
     # ---- naming ---------------------------------------------------------------------------
     @contextmanager
     def scope(self, name: str) -> Iterator[None]:
-        """Nodes added inside get ids prefixed with the dotted scope ('layer1.0.conv1')."""
+        """Nodes added inside get ids prefixed with the dotted scope ('layer1.0.conv1');
+        the scope SELF ('.') is the enclosing one."""
+        if name == SELF:
+            self._own_scope()
+            yield
+            return
         self._scope.append(str(name))
         try:
             yield
@@ -76,7 +84,20 @@ class Builder:
             self._scope.pop()
 
     def qualify(self, name: str) -> str:
+        """The id of `name` in the current scope; SELF ('.') is the scope's own id."""
+        if name == SELF:
+            return self._own_scope()
         return ".".join([*self._scope, name])
+
+    def _own_scope(self) -> str:
+        if not self._scope:
+            raise SpecError(
+                "the name '.' stands for the block call it is in, and there is none here",
+                expected="'.' inside a block (a template or a block function)",
+                found="'.' at the top level",
+                hint="give the node a name",
+            )
+        return ".".join(self._scope)
 
     def _fresh(self, op: str) -> str:
         base = self.qualify(op)

@@ -262,11 +262,27 @@ def _compile_and_profile(args: argparse.Namespace) -> int:
             f"{graph.name}: {len(graph)} nodes, params {data['params']:,}, MACs {human(data['macs'])}, "
             f"compiled at -O{args.opt_level} in {data['compile_s'] * 1e3:.0f} ms"
         )
+        note = _params_note(graph, data["params"], args.opt_level)
+        if note:
+            out.print(note)
         if data["uncounted"]:
             out.print(
                 f"NOT COUNTED in MACs/FLOPs: {', '.join(u['id'] for u in data['uncounted'])} (see --profile)"
             )
     return 0
+
+
+def _params_note(graph: Any, params: int, opt_level: int) -> str | None:
+    """Why the optimized graph's parameter count is not the spec's (what `validate` prints)."""
+    from archgraph.profile import node_costs, totals
+
+    written = totals(node_costs(graph)).params
+    if params == written:
+        return None
+    return (
+        f"  params {written:,} as written (-O0, as `validate` prints): -O{opt_level} counts the "
+        "optimized graph, where each batchnorm is folded into the conv or linear before it"
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:

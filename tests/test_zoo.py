@@ -3,6 +3,8 @@ inferred type equals the shape the compiled module really produces."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch.fx.passes.shape_prop import ShapeProp
@@ -26,7 +28,9 @@ def test_zoo_spec_compiles_and_runs(name: str) -> None:
             and node.meta["ir_id"] in graph
         ):
             ir = graph[node.meta["ir_id"]]
-            if node.name == ir.id.replace(".", "_"):  # the node that produces the IR value
+            # the node that produces the IR value: its id made an identifier ('block1-0.f' ->
+            # 'block1_0_f', as fx names nodes)
+            if node.name == re.sub(r"[^0-9A-Za-z_]", "_", ir.id):
                 meta = node.meta["tensor_meta"]
                 assert tuple(meta.shape) == ir.type.shape, ir.id
                 assert meta.dtype == ir.type.torch_dtype, ir.id

@@ -40,7 +40,7 @@ def overlap_patch_embed(
         padding=patch_size // 2,
     )
     y = b.node("permute", y, name="to_nhwc", dims=TO_NHWC)
-    return b.node("layernorm", y, name="norm")
+    return b.node("layernorm", y, name="norm", axis=-1)
 
 
 def dwconv_mlp(b: Builder, x: Value, *, hidden: int) -> Value:
@@ -67,12 +67,12 @@ def pvt_block(
     qkv_bias: bool = True,
 ) -> Value:
     """PVT v2 block over [N, H, W, C]: spatial-reduction attention and a depthwise-conv MLP."""
-    y = b.node("layernorm", x, name="norm1", eps=LN_EPS)
+    y = b.node("layernorm", x, name="norm1", axis=-1, eps=LN_EPS)
     y = b.node(
         "sr_attention", y, name="attn", num_heads=num_heads, sr_ratio=sr_ratio, qkv_bias=qkv_bias
     )
     x = b.node("add", x, y, name="add_attn")
-    y = b.node("layernorm", x, name="norm2", eps=LN_EPS)
+    y = b.node("layernorm", x, name="norm2", axis=-1, eps=LN_EPS)
     y = dwconv_mlp(b, y, hidden=int(x.shape[-1] * mlp_ratio))
     return b.node("add", x, y, name="add_mlp")
 
@@ -111,5 +111,5 @@ def pvt_stage(
             mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias,
         )
-    x = b.node("layernorm", x, name="norm", eps=LN_EPS)
+    x = b.node("layernorm", x, name="norm", axis=-1, eps=LN_EPS)
     return b.node("permute", x, name="to_nchw", dims=TO_NCHW)

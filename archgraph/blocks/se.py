@@ -1,8 +1,9 @@
 """Channel attention by squeeze-and-excitation, with timm's layout and names.
 
-`squeeze_excite` (Hu et al. 2018; timm's SEModule): global average pool, 1x1 conv `fc1` down to
-a reduced width, ReLU `act`, 1x1 conv `fc2` back up, sigmoid `gate`, and the input multiplied by
-the gate. `effective_se` (eSE, Lee & Park 2020, CenterMask / VoVNetV2; timm's
+`squeeze_excite` (Hu et al. 2018; timm's SEModule, torchvision's SqueezeExcitation): global
+average pool, 1x1 conv `fc1` down to a reduced width, activation `act` (ReLU; `act: silu` for
+EfficientNet's), 1x1 conv `fc2` back up, `gate` (sigmoid; `hardsigmoid` for MobileNetV3's), and
+the input multiplied by the gate. `effective_se` (eSE, Lee & Park 2020, CenterMask / VoVNetV2; timm's
 EffectiveSEModule) keeps the full width: global average pool, one 1x1 conv `fc` with bias,
 hard-sigmoid `gate`, multiply. The pool and the product are the parameter-free nodes `pool` and
 `scale`.
@@ -38,13 +39,14 @@ def squeeze_excite(
     rd_ratio: float = 1.0 / 16,
     rd_channels: int | None = None,
     rd_divisor: int = 8,
+    act: str = "relu",
     gate: str = "sigmoid",
 ) -> Value:
-    """Squeeze-excitation: pool -> `fc1` (reduce) -> ReLU -> `fc2` -> `gate` -> x * gate."""
+    """Squeeze-excitation: pool -> `fc1` (reduce) -> `act` -> `fc2` -> `gate` -> x * gate."""
     reduced = rd_channels or make_divisible(x.channels * rd_ratio, rd_divisor)
     s = b.node("adaptive_avgpool2d", x, name="pool", output_size=1)
     s = b.node("conv2d", s, name="fc1", out_channels=reduced, kernel_size=1)
-    s = b.node("relu", s, name="act")
+    s = b.node(act, s, name="act")
     s = b.node("conv2d", s, name="fc2", out_channels=x.channels, kernel_size=1)
     return _gated(b, x, s, gate)
 

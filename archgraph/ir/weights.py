@@ -3,12 +3,13 @@ before any pass runs, keyed '<node id>.<param name>' like the compiled module's 
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 
 import torch
 
-from archgraph.errors import WeightsError, did_you_mean
+from archgraph.errors import WeightsError
 from archgraph.ir.graph import Graph
 from archgraph.ir.types import DTYPES
 from archgraph.ops.registry import ParamSpec, get_op
@@ -41,6 +42,8 @@ def _init(spec: ParamSpec, gen: torch.Generator) -> torch.Tensor:
         return torch.zeros(spec.shape, dtype=dtype)
     if spec.init == "ones":
         return torch.ones(spec.shape, dtype=dtype)
+    if spec.init == "constant":
+        return torch.full(spec.shape, spec.value, dtype=dtype)
     if spec.init in ("kaiming_uniform", "fan_in_uniform"):
         # PyTorch's defaults: kaiming_uniform_(a=sqrt(5)) gives bound 1/sqrt(fan_in) for weights
         # as well as biases.
@@ -72,7 +75,7 @@ def check_weights(graph: Graph, state_dict: Mapping[str, torch.Tensor]) -> dict[
             parts.append(f"{len(missing)} missing (first: {', '.join(missing[:3])})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (first: {', '.join(unexpected[:3])})")
-        hint = did_you_mean(unexpected[0], missing) if unexpected and missing else None
+        hint = _rename_hint(missing, unexpected)
         raise WeightsError(
             "the state_dict does not match the graph's parameters: " + "; ".join(parts),
             expected=f"{len(specs)} tensors named '<node id>.<param>'",
@@ -91,6 +94,18 @@ def check_weights(graph: Graph, state_dict: Mapping[str, torch.Tensor]) -> dict[
             )
         out[key] = t.detach().to(DTYPES[spec.dtype]).clone()
     return out
+
+
+def _rename_hint(missing: list[str], unexpected: list[str]) -> str | None:
+    """The state_dict key that the first missing tensor most likely is: the name to give it."""
+    for key in missing:
+        close = difflib.get_close_matches(key, unexpected, n=1, cutoff=0.6)
+        if close:
+            return (
+                f"the state_dict's '{close[0]}' looks like the graph's '{key}': name the node so "
+                f"that its tensor is '{close[0]}' (node ids are the state_dict keys)"
+            )
+    return None
 
 
 def bind_weights(

@@ -1,4 +1,9 @@
-"""Normalization: batchnorm (over dim 1 of a rank 2-5 tensor) and layernorm (over the last dim)."""
+"""Normalization: batchnorm (over dim 1 of a rank 2-5 tensor) and layernorm (over the last dim).
+
+layernorm infers nothing about layout: on [N, D] and tokens [N, L, D] the last dim is the
+features, but on a 4-D or 5-D tensor it may be W of an NCHW map, so there it takes the last dim
+only when told so (`axis: -1`, channels-last [N, H, W, C]); the channels of NCHW are the
+layernorm2d op's."""
 
 from __future__ import annotations
 
@@ -10,12 +15,15 @@ from archgraph.ir.types import TensorType
 from archgraph.ops.registry import (
     BOOL,
     FLOAT,
+    INT,
     Arg,
     ChannelRule,
     OpDef,
     ParamSpec,
+    ShapeMismatch,
     channels_fixed,
     need_rank,
+    optional,
     pointwise_cost,
     register_op,
 )
@@ -71,7 +79,20 @@ BATCHNORM = register_op(
 
 
 def _ln_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
-    return need_rank(ins, [2, 3, 4, 5], "batched")
+    x = need_rank(ins, [2, 3, 4, 5], "batched")
+    axis = args["axis"]
+    if axis is None and x.rank <= 3:
+        return x
+    if axis is None or axis % x.rank != x.rank - 1 or not -x.rank <= axis < x.rank:
+        why = "is not its last dim" if axis is not None else "needs an explicit axis"
+        raise ShapeMismatch(
+            f"layernorm normalizes the last dim; on a rank-{x.rank} input axis={axis} {why}",
+            expected="`axis: -1` for channels-last [N, H, W, C], or op `layernorm2d` for the "
+            "channels (dim 1) of NCHW",
+            found=str(x),
+            input_index=0,
+        )
+    return x
 
 
 def _ln_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
@@ -97,8 +118,13 @@ def _ln_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
 LAYERNORM = register_op(
     OpDef(
         name="layernorm",
-        doc="layer normalization over the last dimension",
+        doc="layer normalization over the last dimension (4-D/5-D inputs: say `axis: -1`)",
         args={
+            "axis": Arg(
+                optional(INT),
+                None,
+                doc="the normalized dim; only the last (-1), required on 4-D and 5-D inputs",
+            ),
             "eps": Arg(FLOAT, 1e-5),
             "elementwise_affine": Arg(BOOL, True),
             "bias": Arg(BOOL, True),

@@ -129,7 +129,8 @@ class ParamSpec:
     """One tensor of an op's state: shape, initializer name, and whether it is a trainable parameter.
 
     Initializers (see archgraph.ir.weights): "kaiming_uniform" (PyTorch's conv/linear default),
-    "fan_in_uniform" (PyTorch's bias default; needs fan_in), "ones", "zeros", "trunc_normal".
+    "fan_in_uniform" (PyTorch's bias default; needs fan_in), "ones", "zeros", "trunc_normal",
+    "constant" (every element `value`, e.g. a layer scale's small start).
 
     A `lower=` op may own one tensor stored at the node's own id (state_dict key '<node id>'
     rather than '<node id>.<name>', e.g. timm's top-level `pos_embed`): its ParamSpec is named ""
@@ -141,6 +142,7 @@ class ParamSpec:
     trainable: bool = True
     dtype: str = "float32"
     fan_in: int | None = None
+    value: float = 0.0
 
     @property
     def numel(self) -> int:
@@ -351,9 +353,15 @@ def get_op(name: str) -> OpDef:
     try:
         return _REGISTRY[name]
     except KeyError:
+        # names that merely share a part with a much longer or shorter one are not suggestions
+        # ('conv_transpose3d' is not a misspelt 'transpose')
+        similar = [c for c in _REGISTRY if abs(len(c) - len(name)) <= max(2, len(name) // 4)]
+        guess = did_you_mean(name, similar)
         raise SpecError(
             f"unknown op '{name}'",
-            hint=did_you_mean(name, _REGISTRY) or "run `archgraph ops` to list the ops",
+            hint=(f"{guess} " if guess else "")
+            + "`archgraph ops` lists the ops; an op a plugin registers needs `--plugin MODULE` "
+            "(in Python: archgraph.plugins.load_plugin)",
             field="op",
         ) from None
 

@@ -15,13 +15,23 @@ Spec layout::
     outputs: [fc]                     # default: the last node
 
 Entry keys: `op` or `block`; `in` (a name or a list; default: the previous entry, or the scope's
-first input); `repeat` (blocks; the index is `i`); `when` (false turns the entry into a
-pass-through of its first input); every other key is an argument. Names may be used before they
-are defined (entries are ordered by their wiring), so a cycle is reported, not silently broken.
+first input); `repeat` (blocks); `when` (false turns the entry into a pass-through of its first
+input); every other key is an argument. Names may be used before they are defined (entries are
+ordered by their wiring), so a cycle is reported, not silently broken.
 
-Names (nodes, inputs, blocks) are ASCII letters, digits and '_' in dotted segments; parameter
-names are identifiers. `$name` and `${expr}` are expressions (archgraph.spec.expr); `$$` starts
-a literal string beginning with '$'. Everything a spec can make is bounded by Limits.
+`repeat: N` calls the block N times in a chain, as `<entry>.0` ... `<entry>.<N-1>`;
+`repeat: {count: N, start: S, prefix: P}` names them `<entry>.<P><S>` ... `<entry>.<P><S+N-1>`
+(start 0 and prefix '' by default). In each call `i` is the number in its name.
+
+Inside a block template, an entry named `.` takes the id of the block call itself (a one-op
+template called as `features.2.0` owns `features.2.0.weight`; a repeat named `.` puts its calls
+directly under the call), and expressions can read the template's first input: `in_channels` (its
+dim 1, the channels of NCHW) and `in_shape` (its per-sample shape, batch left out). A template
+parameter of the same name takes their place.
+
+Names (nodes, inputs, blocks) are ASCII letters, digits, '_' and '-' in dotted segments;
+parameter names are identifiers. `$name` and `${expr}` are expressions (archgraph.spec.expr);
+`$$` starts a literal string beginning with '$'. Everything a spec can make is bounded by Limits.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archgraph.blocks.registry import BlockDef, block_names, get_block
-from archgraph.builder import Value
+from archgraph.builder import SELF, Value
 from archgraph.errors import ArchgraphError, Loc, SpecError, did_you_mean
 from archgraph.ir.graph import Graph
 from archgraph.ir.types import DTYPES
@@ -47,6 +57,7 @@ FORMAT_VERSION = 1
 TOP_KEYS = ("archgraph", "name", "description", "params", "inputs", "blocks", "nodes", "outputs")
 ENTRY_KEYS = ("op", "block", "in", "repeat", "when")
 TEMPLATE_KEYS = ("params", "inputs", "nodes", "output", "description")
+REPEAT_KEYS = ("count", "start", "prefix")
 INPUT_KEYS = ("shape", "dtype")
 
 
@@ -124,7 +135,16 @@ class _Interpreter:
         first_input = next(iter(names), None)
         for name, entry in nodes.items():
             loc = nodes.key_locs[name]
-            _check_name(name, "node name", loc, node=b.qualify(name))
+            if name == SELF and not self.calls:
+                raise SpecError(
+                    "the entry name '.' stands for the block call it is in; the top level has none",
+                    loc=loc,
+                    expected="'.' inside a block template",
+                    found="'.' at the top level",
+                    hint="give the node a name",
+                )
+            if name != SELF:
+                _check_name(name, "node name", loc, node=b.qualify(name))
             entry = _expect(
                 entry, LDict, f"node '{b.qualify(name)}'", loc, "a mapping with `op:` or `block:`"
             )
@@ -336,22 +356,56 @@ class _Interpreter:
             raise
         if "repeat" not in entry:
             return self._block_once(b, bdef, name, entry, ins, env, loc)
-        times = self.resolve(entry["repeat"], env, entry.loc_of("repeat"))
-        _expect(times, int, "`repeat`", entry.loc_of("repeat"), "a positive integer")
+        times, start, prefix = self._repeat(b, name, entry, env)
+        x = ins
+        with b.scope(name):
+            for i in range(start, start + times):
+                x = [self._block_once(b, bdef, f"{prefix}{i}", entry, x, {**env, "i": i}, loc)]
+        return x[0]
+
+    def _repeat(
+        self, b: BoundedBuilder, name: str, entry: LDict, env: dict[str, Any]
+    ) -> tuple[int, int, str]:
+        """`repeat: N` or `repeat: {count: N, start: S, prefix: P}` -> (N, S, P)."""
+        loc = entry.loc_of("repeat")
+        raw = self.resolve(entry["repeat"], env, loc)
+        example = "a positive integer, or {count: N, start: S, prefix: P}"
+        if isinstance(raw, dict):
+            for key in raw:
+                if key not in REPEAT_KEYS:
+                    raise SpecError(
+                        f"unknown key '{str(key)[:60]}' in `repeat`",
+                        loc=loc,
+                        node=b.qualify(name),
+                        expected=", ".join(REPEAT_KEYS),
+                        hint=did_you_mean(str(key), REPEAT_KEYS),
+                    )
+            if "count" not in raw:
+                raise SpecError(
+                    "`repeat` needs a `count`", loc=loc, node=b.qualify(name), expected=example
+                )
+            times, start, prefix = raw["count"], raw.get("start", 0), raw.get("prefix", "")
+            _expect(start, int, "`start` of `repeat`", loc, "an integer >= 0")
+            _expect(prefix, str, "`prefix` of `repeat`", loc, "a name part, e.g. block1-")
+            if start < 0:
+                raise SpecError(
+                    "repeat start is negative", loc=loc, expected=">= 0", found=str(start)
+                )
+            if prefix:
+                _check_name(f"{prefix}{start}", "repeated block name", loc, node=b.qualify(name))
+        else:
+            times, start, prefix = raw, 0, ""
+        _expect(times, int, "`repeat`", loc, example)
         if not 1 <= times <= self.limits.max_repeat:
             raise SpecError(
                 "repeat count out of range",
-                loc=entry.loc_of("repeat"),
+                loc=loc,
                 node=b.qualify(name),
                 expected=f"1..{self.limits.max_repeat}",
                 found=str(times),
                 hint=limit_hint("max_repeat") if times > self.limits.max_repeat else None,
             )
-        x = ins
-        with b.scope(name):
-            for i in range(times):
-                x = [self._block_once(b, bdef, str(i), entry, x, {**env, "i": i}, loc)]
-        return x[0]
+        return times, start, prefix
 
     def _block_once(
         self,
@@ -450,7 +504,12 @@ class _Interpreter:
                 )
             self._enter_template(name, bb)
             try:
-                env = {**spec_env, **{k: v for k, v in params.items() if v is not REQUIRED}, **args}
+                env = {
+                    **spec_env,
+                    **_input_names(inputs),
+                    **{k: v for k, v in params.items() if v is not REQUIRED},
+                    **args,
+                }
                 last = self.run_scope(
                     bb,
                     body["nodes"],
@@ -657,6 +716,15 @@ class _Interpreter:
                 )
             values[key] = b.input(key, shape, dtype, loc=vloc)
         return values
+
+
+def _input_names(inputs: tuple[Value, ...]) -> dict[str, Any]:
+    """What a template's expressions may read of its first input: `in_channels` (dim 1) and
+    `in_shape` (the per-sample shape)."""
+    if not inputs:
+        return {}
+    shape = list(inputs[0].shape[1:])
+    return {"in_channels": shape[0], "in_shape": shape} if shape else {"in_shape": shape}
 
 
 def build_graph(

@@ -18,7 +18,14 @@ from typing import Any
 from archgraph.blocks.registry import block_names, get_block
 from archgraph.ops.registry import Arg, get_op, op_names
 from archgraph.spec.block_types import param_kinds
-from archgraph.spec.interpret import ENTRY_KEYS, FORMAT_VERSION, INPUT_KEYS, TEMPLATE_KEYS, TOP_KEYS
+from archgraph.spec.interpret import (
+    ENTRY_KEYS,
+    FORMAT_VERSION,
+    INPUT_KEYS,
+    REPEAT_KEYS,
+    TEMPLATE_KEYS,
+    TOP_KEYS,
+)
 from archgraph.spec.names import IDENTIFIER, NAME
 
 SCHEMA_ID = "https://archgraph.invalid/spec.schema.json"
@@ -96,7 +103,23 @@ def spec_schema() -> dict[str, Any]:
                 "anyOf": [{"enum": blocks}, _NAME],
                 "description": "a registered block or a template",
             },
-            "repeat": _or_expr({"type": "integer", "minimum": 1}),
+            "repeat": {
+                "anyOf": [
+                    {"type": "integer", "minimum": 1},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "count": _or_expr({"type": "integer", "minimum": 1}),
+                            "start": _or_expr({"type": "integer", "minimum": 0}),
+                            "prefix": {"type": "string"},
+                        },
+                        "required": ["count"],
+                        "additionalProperties": False,
+                    },
+                    _EXPR,
+                ],
+                "description": "call a block N times: `.0`..`.N-1`, or {count, start, prefix}",
+            },
             **_entry_keys(),
         },
         "oneOf": [{"required": ["op"]}, {"required": ["block"]}],
@@ -104,7 +127,8 @@ def spec_schema() -> dict[str, Any]:
     }
     nodes = {
         "type": "object",
-        "propertyNames": {"pattern": f"^{NAME.pattern}$"},
+        # '.' (in a template): the entry takes the block call's own id
+        "propertyNames": {"pattern": f"^({NAME.pattern}|\\.)$"},
         "additionalProperties": {"$ref": "#/$defs/entry"},
     }
     shape = {"type": "array", "items": _or_expr({"type": "integer", "minimum": 1})}
@@ -122,6 +146,7 @@ def spec_schema() -> dict[str, Any]:
         "additionalProperties": False,
     }
     assert set(template["properties"]) == set(TEMPLATE_KEYS)
+    assert set(entry["properties"]["repeat"]["anyOf"][1]["properties"]) == set(REPEAT_KEYS)
     top = {
         "archgraph": {"const": FORMAT_VERSION, "description": "the spec format version"},
         "name": {"type": "string"},
