@@ -34,7 +34,7 @@ def swin_patch_embed(b: Builder, x: Value, *, dim: int, patch_size: int = 4) -> 
         "conv2d", x, name="proj", out_channels=dim, kernel_size=patch_size, stride=patch_size
     )
     y = b.node("permute", y, name="to_nhwc", dims=TO_NHWC)
-    return b.node("layernorm", y, name="norm", eps=LN_EPS)
+    return b.node("layernorm", y, name="norm", eps=LN_EPS, axis=-1)
 
 
 @builtin
@@ -52,7 +52,7 @@ def patch_merging(b: Builder, x: Value, *, out_dim: int | None = None) -> Value:
     y = b.node("reshape", x, name="split", shape=[h // 2, 2, w // 2, 2, c])
     y = b.node("permute", y, name="gather", dims=[0, 1, 3, 4, 2, 5])
     y = b.node("flatten", y, name="merge", start_dim=3)
-    y = b.node("layernorm", y, name="norm", eps=LN_EPS)
+    y = b.node("layernorm", y, name="norm", eps=LN_EPS, axis=-1)
     return b.node("linear", y, name="reduction", out_features=out_dim or 2 * c, bias=False)
 
 
@@ -73,7 +73,7 @@ def swin_block(
     _, h, w, _ = x.shape
     window = [min(h, window_size), min(w, window_size)]
     shift = [0 if h <= window_size else shift_size, 0 if w <= window_size else shift_size]
-    y = b.node("layernorm", x, name="norm1", eps=LN_EPS)
+    y = b.node("layernorm", x, name="norm1", eps=LN_EPS, axis=-1)
     y = b.node(
         "window_attention",
         y,
@@ -84,7 +84,7 @@ def swin_block(
         qkv_bias=qkv_bias,
     )
     x = b.node("add", x, y, name="add_attn")
-    y = b.node("layernorm", x, name="norm2", eps=LN_EPS)
+    y = b.node("layernorm", x, name="norm2", eps=LN_EPS, axis=-1)
     y = mlp(b, y, hidden=int(x.shape[-1] * mlp_ratio))
     return b.node("add", x, y, name="add_mlp")
 
