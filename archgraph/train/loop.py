@@ -267,7 +267,7 @@ def _restore(
         raise ArchgraphError(
             "the checkpoint does not fit the model",
             loc=where,
-            found=str(e).splitlines()[0][:300],
+            found=" ".join(line.strip() for line in str(e).splitlines()[:3])[:400],
             hint="was the spec changed since the checkpoint was written?",
         ) from None
     lr_schedule.load_state_dict(state["lr_schedule"])
