@@ -60,3 +60,21 @@ def test_bad_spec_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["train", str(spec), "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert f"{spec}:6:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "extra, sparsity",
+    [
+        # k = 2 on the width-4 net: kept = dense weights 108 + 2*144 + 288 + 576 + 32 + 1152
+        # + 2304 + 128 + 160 = 5036 of the widened 216 + 2*576 + 1152 + 2304 + 128 + 4608 + 9216
+        # + 512 + 320 = 19608
+        (["--rewrite", "sparse-wide=0.75"], 1 - 5036 / 19608),
+        (["--prune", "weights=0.5"], 0.5),
+    ],
+)
+def test_masks_from_rewrites_and_prunes_stay_through_training(
+    extra: list[str], sparsity: float, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", *TINY, "--epochs", "1", "--batch", "64", *extra]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│ ")]
+    assert float(rows[-1].split("│")[5]) == pytest.approx(sparsity, abs=6e-4)
