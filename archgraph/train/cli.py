@@ -78,6 +78,11 @@ def prepare(
     masks: dict[str, torch.Tensor] | None = None
     prunes = [parse_prune(text) for text in args.prune]
     for name in args.rewrite:
+        if masks is not None:
+            raise ArchgraphError(
+                f"--rewrite {name} after a rewrite that sets masks",
+                hint="give sparse-wide last: its masks are for the widths it makes",
+            )
         graph, report = rewrite(graph, name, seed=args.seed)
         say(str(report))
         if report.densities:
