@@ -121,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
         "--onnx", metavar="PATH", required=True, help="write the model as ONNX (dynamic batch)"
     )
 
+    t = sub.add_parser("train", help="train a spec (digits or an image folder), optionally sparse")
+    _add_spec_args(t)
+    _add_opt_level(t)
+    from archgraph.train.cli import add_arguments as add_train_arguments
+
+    add_train_arguments(t)
+
     v = sub.add_parser("validate", help="check a spec and print a one-line summary")
     _add_spec_args(v)
 
@@ -297,6 +304,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from archgraph.train.cli import run
+
+    return run(args, _load)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from archgraph.profile import node_costs, totals
     from archgraph.profile.report import human
@@ -344,6 +357,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 COMMANDS = {
     "compile": cmd_compile,
     "export": cmd_export,
+    "train": cmd_train,
     "validate": cmd_validate,
     "zoo": cmd_zoo,
     "ops": cmd_ops,

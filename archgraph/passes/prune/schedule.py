@@ -8,11 +8,18 @@ re-applied after every optimizer step (archgraph.passes.prune.sparsity.attach_ma
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
 from archgraph.errors import ArchgraphError
-from archgraph.passes.prune.sparsity import MaskHandle, attach_masks, magnitude_masks, prunable
+from archgraph.passes.prune.sparsity import (
+    MaskHandle,
+    attach_masks,
+    magnitude_masks,
+    prunable,
+)
 
 
 def cubic_sparsity(
@@ -78,3 +85,37 @@ class GradualPruning:
             weights = {k: state[k] for k in self.keys}
             self.handle.update(magnitude_masks(weights, self.keys, self.sparsity, self.scope))
         return self.sparsity
+
+    def state_dict(self) -> dict[str, float]:
+        """What a checkpoint needs beyond the module (whose buffers hold the masks)."""
+        return {"sparsity": self.sparsity}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.sparsity = float(state["sparsity"])
+
+
+class StaticSparsity:
+    """Fixed masks through training (re-applied after every optimizer step): random pruning at
+    initialization (Liu et al. 2022) with `random_erk_masks`, or any masks given. `step` is a
+    no-op returning the masks' sparsity."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        masks: Mapping[str, torch.Tensor],
+    ) -> None:
+        self.keys = list(masks)
+        kept = sum(int(m.count_nonzero()) for m in masks.values())
+        total = sum(m.numel() for m in masks.values())
+        self.sparsity = 1 - kept / total if total else 0.0
+        self.handle: MaskHandle = attach_masks(module, masks, optimizer)
+
+    def step(self, step: int) -> float:
+        return self.sparsity
+
+    def state_dict(self) -> dict[str, float]:
+        return {"sparsity": self.sparsity}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.sparsity = float(state["sparsity"])

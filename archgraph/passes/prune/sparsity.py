@@ -109,21 +109,29 @@ def magnitude_masks(
     return out
 
 
+def random_masks(
+    weights: Mapping[str, torch.Tensor], densities: Mapping[str, float], seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Masks keeping round(density * numel) positions of each tensor, drawn uniformly at random
+    (one seeded generator, tensors in the order of `densities`)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, density in densities.items():
+        t = weights[k]
+        n_keep = round(density * t.numel())
+        mask = torch.zeros(t.numel(), dtype=t.dtype)
+        mask[torch.randperm(t.numel(), generator=gen)[:n_keep]] = 1
+        out[k] = mask.view_as(t)
+    return out
+
+
 def random_erk_masks(
     weights: Mapping[str, torch.Tensor], keys: list[str], sparsity: float, seed: int = 0
 ) -> dict[str, torch.Tensor]:
     """Masks drawn uniformly at random per tensor at its ERK density (random pruning at
     initialization, Liu et al. 2022)."""
     densities = erk_densities({k: tuple(weights[k].shape) for k in keys}, sparsity)
-    gen = torch.Generator().manual_seed(seed)
-    out = {}
-    for k in keys:
-        t = weights[k]
-        n_keep = round(densities[k] * t.numel())
-        mask = torch.zeros(t.numel(), dtype=t.dtype)
-        mask[torch.randperm(t.numel(), generator=gen)[:n_keep]] = 1
-        out[k] = mask.view_as(t)
-    return out
+    return random_masks(weights, {k: densities[k] for k in keys}, seed)
 
 
 @dataclass(frozen=True)

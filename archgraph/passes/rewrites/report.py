@@ -3,6 +3,8 @@ cost (MAC = h*w*(c_in + c_out) + k^2*c_in*c_out per conv, in elements) before an
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from archgraph.ir.graph import Graph
@@ -36,6 +38,9 @@ class ArchReport:
     before: Size
     after: Size
     notes: tuple[str, ...] = ()
+    # weight key -> the density to train it at, for a rewrite meant to be trained sparse
+    # (sparse-wide); empty for the others
+    densities: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def ratio(self, field: str) -> float:
         b = getattr(self.before, field)
