@@ -144,5 +144,8 @@ CONV2D = register_op(
         cost=_cost,
         module=_module,
         channels=_channels,
+        fused="conv2d_fused",  # archgraph.ops.fused_conv: prologue, epilogue, prepack
+        fold_axis=1,
+        channels_last=True,
     )
 )

@@ -73,5 +73,7 @@ LINEAR = register_op(
                 resize=lambda a, n: {**a, "out_features": n},
             )
         ),
+        fused="linear_fused",  # archgraph.ops.fused_conv: epilogue, prepack
+        fold_axis=-1,
     )
 )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from archgraph.ir.types import TensorType
 from archgraph.ops.registry import (
     BOOL,
     FLOAT,
+    Affine,
     Arg,
     ChannelRule,
     OpDef,
@@ -50,6 +53,19 @@ def _bn_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
     )
 
 
+def _bn_scale_shift(
+    args: dict[str, Any], tensor: Callable[[str], torch.Tensor], channels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eval-mode batchnorm as a per-channel affine (float64):
+    s = gamma / sqrt(var + eps), t = beta - mean * s."""
+    mean = tensor("running_mean").double()
+    scale = torch.rsqrt(tensor("running_var").double() + args["eps"])
+    if args["affine"]:
+        scale = scale * tensor("weight").double()
+        return scale, tensor("bias").double() - mean * scale
+    return scale, -mean * scale
+
+
 BATCHNORM = register_op(
     OpDef(
         name="batchnorm",
@@ -66,6 +82,7 @@ BATCHNORM = register_op(
                 out_params={"weight": 0, "bias": 0, "running_mean": 0, "running_var": 0},
             )
         ),
+        affine=Affine(_bn_scale_shift),  # eval mode: folds into the conv/linear before it
     )
 )
 
