@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from archgraph.codegen.runtimes import runtime_of
 from torch import fx, nn
 
 from archgraph.errors import GraphError
 from archgraph.ir.graph import Graph
 from archgraph.ir.types import DTYPES
-from archgraph.codegen.runtimes import runtime_of
 from archgraph.ops.registry import ParamSpec, get_op
 
 
@@ -100,9 +100,10 @@ def lower(graph: Graph, *, copy_weights: bool = True) -> fx.GraphModule:
     emit = _Emitter(fxg)
     root = nn.Module()
     values: dict[str, fx.Node] = {}
+    inputs = set(graph.inputs)
     for node in graph.nodes():
         emit.ir_id = node.id
-        if node.op == "input":
+        if node.id in inputs:
             values[node.id] = emit._create("placeholder", node.id.replace(".", "_"), (), None)
             continue
         op = get_op(node.op)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import fx, nn
-
 from archgraph.codegen.kernels import cpu
 from archgraph.codegen.kernels.cuda import dispatch
+from torch import fx, nn
+
 from archgraph.errors import GraphError
 from archgraph.ir.types import TensorType
 from archgraph.ops.fused import step_types
@@ -73,9 +73,7 @@ class FusedPointwise(nn.Module):
     def __init__(self, steps: tuple[tuple[Any, ...], ...], types: list[TensorType]) -> None:
         super().__init__()
         self.steps = steps
-        self.affine_steps = [
-            i for i, s in enumerate(steps) if get_step(s[0]).operand == "params"
-        ]
+        self.affine_steps = [i for i, s in enumerate(steps) if get_step(s[0]).operand == "params"]
         for i in self.affine_steps:
             self.add_module(f"step{i}", ChannelAffine(types[i].shape[1]))
 

@@ -108,11 +108,20 @@ GELU = _unary(
     approximate=Arg(STR, "none", choices=("none", "tanh")),
     # the two forms are two steps: erf, and the tanh approximation (10 flops)
     steps=(
-        *_step("gelu", "0.5f * x * (1.0f + erff(x * 0.70710678118654752f))", 8, F.gelu,
-               lambda t: t.copy_(F.gelu(t))),
-        *_step("gelu_tanh",
-               "0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)))",
-               10, _gelu_tanh, lambda t: t.copy_(_gelu_tanh(t))),
-    ),  # fmt: skip
+        *_step(
+            "gelu",
+            "0.5f * x * (1.0f + erff(x * 0.70710678118654752f))",
+            8,
+            F.gelu,
+            lambda t: t.copy_(F.gelu(t)),
+        ),
+        *_step(
+            "gelu_tanh",
+            "0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)))",
+            10,
+            _gelu_tanh,
+            lambda t: t.copy_(_gelu_tanh(t)),
+        ),
+    ),
     step=lambda args: ("gelu",) if args["approximate"] == "none" else ("gelu_tanh",),
 )

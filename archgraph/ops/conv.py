@@ -147,5 +147,6 @@ CONV2D = register_op(
         fused="conv2d_fused",  # archgraph.ops.fused_conv: prologue, epilogue, prepack
         fold_axis=1,
         channels_last=True,
+        stack=(1, "out_channels"),
     )
 )

@@ -116,6 +116,7 @@ CONV2D_FUSED = register_op(
         params=_conv_params,
         cost=_conv_cost,
         channels_last=True,
+        stack=CONV2D.stack,
     )
 )
 
@@ -146,5 +147,6 @@ LINEAR_FUSED = register_op(
         infer=_linear_infer,
         params=_linear_params,
         cost=_linear_cost,
+        stack=LINEAR.stack,
     )
 )

@@ -75,5 +75,6 @@ LINEAR = register_op(
         ),
         fused="linear_fused",  # archgraph.ops.fused_conv: epilogue, prepack
         fold_axis=-1,
+        stack=(-1, "out_features"),
     )
 )

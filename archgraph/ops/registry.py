@@ -302,9 +302,7 @@ class Affine:
     tensor(name) reads the node's bound tensor `name` (e.g. "running_mean").
     """
 
-    scale_shift: Callable[
-        [dict[str, Any], Callable[[str], Tensor], int], tuple[Tensor, Tensor]
-    ]
+    scale_shift: Callable[[dict[str, Any], Callable[[str], Tensor], int], tuple[Tensor, Tensor]]
     axis: int | None = 1
 
 
@@ -331,6 +329,11 @@ class OpDef:
       weight dim 0) and bias; the output dim holding those channels (conv2d 1, linear -1).
     channels_last: the op computes faster on rank-4 inputs stored channels_last (NHWC), so the
       layout pass converts a graph input that feeds it.
+    eval_identity: in eval mode the op returns its input (identity, dropout), so the -O1/-O2
+      passes, which build inference modules, remove it.
+    stack: (dim, arg): the op's output channels are on `dim`, their number is its arg `arg`,
+      and they index dim 0 of its `weight` and `bias`, so layers alike but for their width that
+      read one input merge into one by stacking (horizontal fusion).
     """
 
     name: str
@@ -350,6 +353,8 @@ class OpDef:
     fused: str | None = None
     fold_axis: int | None = None
     channels_last: bool = False
+    eval_identity: bool = False
+    stack: tuple[int, str] | None = None
 
     def __post_init__(self) -> None:
         if self.module is not None and self.lower is not None:

@@ -44,7 +44,9 @@ SCALE = register_op(
         lower=_lower,
         pointwise=True,
         channels=PASS_ANY,
-        steps=(PointwiseStep("scale", "x * factor", torch.mul, torch.Tensor.mul_, operand="float"),),
+        steps=(
+            PointwiseStep("scale", "x * factor", torch.mul, torch.Tensor.mul_, operand="float"),
+        ),
         step=lambda args: ("scale", args["factor"]),
         affine=Affine(_scale_shift, axis=None),  # folds into the conv/linear before it
     )

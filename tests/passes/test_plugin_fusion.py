@@ -159,7 +159,9 @@ def test_plugin_step_renders_and_compiles_under_nvrtc(plugin: None, dtype: str) 
     groups = [g for g in graph_kernels(o1, dtype) if g.node == "act2"]
     assert len(groups) == 1
     kernels = groups[0].kernels
-    assert any("forward" in k.title for k in kernels) and any("backward" in k.title for k in kernels)
+    assert any("forward" in k.title for k in kernels) and any(
+        "backward" in k.title for k in kernels
+    )
     source = groups[0].module_source
     assert "tanhf(" in source  # the plugin's expression, rendered
     cubin = compile_cubin(source, "sm_80")

@@ -24,6 +24,7 @@ from archgraph.codegen.kernels.cuda.pointwise import (
 )
 from archgraph.codegen.kernels.cuda.preamble import PREAMBLE
 from archgraph.codegen.kernels.cuda.rowwise import RowKernel
+
 from archgraph.ops.registry import get_step
 
 Kernel = PointwiseKernel | RowKernel

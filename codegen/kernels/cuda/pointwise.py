@@ -22,6 +22,7 @@ from archgraph.codegen.kernels.cuda import expr as E
 from archgraph.codegen.kernels.cuda.index import TORCH_DTYPES, Iteration, Layout, iterate
 from archgraph.codegen.kernels.cuda.naming import HashNamed
 from archgraph.codegen.kernels.cuda.preamble import C_TYPES, ITEM_BYTES
+
 from archgraph.ops.registry import get_step
 
 VEC = 4  # elements per thread in vectorized kernels (16 bytes of fp32, 8 of fp16/bf16)
