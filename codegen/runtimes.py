@@ -47,14 +47,11 @@ def register_runtime(
 
 def runtime_of(op: str) -> Runtime:
     """The runtime of a data-only op; a GraphError when the back end has none."""
-    try:
-        return _RUNTIMES[op]
-    except KeyError:
-        raise GraphError(
-            f"op '{op}' has no runtime",
-            hint="an op without module= or lower= needs archgraph.codegen.runtimes."
-            "register_runtime",
-        ) from None
+    runtime = _RUNTIMES.get(op)
+    if runtime is None:
+        hint = "an op without module= or lower= needs codegen.runtimes.register_runtime"
+        raise GraphError(f"op '{op}' has no runtime", hint=hint)
+    return runtime
 
 
 # ---- fused_pointwise ---------------------------------------------------------------------------

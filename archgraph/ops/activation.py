@@ -34,12 +34,17 @@ def _unary(
     name: str,
     fn: Callable[..., torch.Tensor],
     doc: str,
-    flops: int = 1,
+    flops: int,
+    expr: str,
+    inplace: Callable[[torch.Tensor], torch.Tensor],
     *,
-    steps: tuple[PointwiseStep, ...],
+    more_steps: tuple[PointwiseStep, ...] = (),
     step: StepOf | None = None,
     **extra: Arg,
 ) -> OpDef:
+    """A unary activation computing `fn`; its step (same name) is `expr` in C, `fn` and
+    `inplace` in torch."""
+
     def lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
         return emit.function(fn, (xs[0],), explicit(args, extra))
 
@@ -53,75 +58,67 @@ def _unary(
             lower=lower,
             pointwise=True,
             channels=PASS_ANY,
-            steps=steps,
+            steps=(PointwiseStep(name, expr, fn, inplace, flops), *more_steps),
             step=step,
         )
     )
-
-
-def _step(name: str, expr: str, flops: int, cpu: Callable[..., torch.Tensor],
-          cpu_inplace: Callable[..., torch.Tensor]) -> tuple[PointwiseStep]:  # fmt: skip
-    return (PointwiseStep(name, expr, cpu, cpu_inplace, flops),)
 
 
 def _gelu_tanh(t: torch.Tensor) -> torch.Tensor:
     return F.gelu(t, approximate="tanh")
 
 
-RELU = _unary(
-    "relu", F.relu, "max(x, 0)",
-    steps=_step("relu", "fmaxf(x, 0.0f)", 1, torch.relu, torch.relu_),
-)  # fmt: skip
-RELU6 = _unary(
-    "relu6", F.relu6, "min(max(x, 0), 6)", flops=2,
-    steps=_step("relu6", "fminf(fmaxf(x, 0.0f), 6.0f)", 2, F.relu6,
-                lambda t: t.clamp_(0.0, 6.0)),
-)  # fmt: skip
+def _clamp6_(t: torch.Tensor) -> torch.Tensor:
+    return t.clamp_(0.0, 6.0)
+
+
+def _inplace(fn: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """fn(t, inplace=True)."""
+    return lambda t: fn(t, inplace=True)
+
+
+def _overwrite(fn: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """t overwritten with fn(t) (torch has no in-place form)."""
+    return lambda t: t.copy_(fn(t))
+
+
+_TANH_FORM = "0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)))"
+
+# name, torch function, doc, flops, C expression, in-place torch function
+RELU = _unary("relu", F.relu, "max(x, 0)", 1, "fmaxf(x, 0.0f)", torch.relu_)
+RELU6 = _unary("relu6", F.relu6, "min(max(x, 0), 6)", 2, "fminf(fmaxf(x, 0.0f), 6.0f)", _clamp6_)
 SIGMOID = _unary(
-    "sigmoid", torch.sigmoid, "1 / (1 + exp(-x))", flops=3,
-    steps=_step("sigmoid", "1.0f / (1.0f + expf(-x))", 3, torch.sigmoid, torch.sigmoid_),
-)  # fmt: skip
-TANH = _unary(
-    "tanh", torch.tanh, "hyperbolic tangent", flops=3,
-    steps=_step("tanh", "tanhf(x)", 3, torch.tanh, torch.tanh_),
-)  # fmt: skip
+    "sigmoid", torch.sigmoid, "1 / (1 + exp(-x))", 3, "1.0f / (1.0f + expf(-x))", torch.sigmoid_
+)
+TANH = _unary("tanh", torch.tanh, "hyperbolic tangent", 3, "tanhf(x)", torch.tanh_)
 SILU = _unary(
-    "silu", F.silu, "x * sigmoid(x) (swish)", flops=4,
-    steps=_step("silu", "x / (1.0f + expf(-x))", 4, F.silu,
-                lambda t: F.silu(t, inplace=True)),
-)  # fmt: skip
+    "silu", F.silu, "x * sigmoid(x) (swish)", 4, "x / (1.0f + expf(-x))", _inplace(F.silu)
+)
 HARDSWISH = _unary(
-    "hardswish", F.hardswish, "x * relu6(x + 3) / 6", flops=4,
-    steps=_step("hardswish", "x * fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f", 4, F.hardswish,
-                lambda t: F.hardswish(t, inplace=True)),
-)  # fmt: skip
+    "hardswish",
+    F.hardswish,
+    "x * relu6(x + 3) / 6",
+    4,
+    "x * fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f",
+    _inplace(F.hardswish),
+)
 HARDSIGMOID = _unary(
-    "hardsigmoid", F.hardsigmoid, "relu6(x + 3) / 6", flops=3,
-    steps=_step("hardsigmoid", "fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f", 3, F.hardsigmoid,
-                lambda t: F.hardsigmoid(t, inplace=True)),
-)  # fmt: skip
+    "hardsigmoid",
+    F.hardsigmoid,
+    "relu6(x + 3) / 6",
+    3,
+    "fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f",
+    _inplace(F.hardsigmoid),
+)
 GELU = _unary(
     "gelu",
     F.gelu,
     "Gaussian error linear unit (exact erf form, or the tanh approximation)",
-    flops=8,
-    approximate=Arg(STR, "none", choices=("none", "tanh")),
-    # the two forms are two steps: erf, and the tanh approximation (10 flops)
-    steps=(
-        *_step(
-            "gelu",
-            "0.5f * x * (1.0f + erff(x * 0.70710678118654752f))",
-            8,
-            F.gelu,
-            lambda t: t.copy_(F.gelu(t)),
-        ),
-        *_step(
-            "gelu_tanh",
-            "0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)))",
-            10,
-            _gelu_tanh,
-            lambda t: t.copy_(_gelu_tanh(t)),
-        ),
-    ),
+    8,
+    "0.5f * x * (1.0f + erff(x * 0.70710678118654752f))",
+    _overwrite(F.gelu),
+    # the tanh approximation is a step of its own (10 flops)
+    more_steps=(PointwiseStep("gelu_tanh", _TANH_FORM, _gelu_tanh, _overwrite(_gelu_tanh), 10),),
     step=lambda args: ("gelu",) if args["approximate"] == "none" else ("gelu_tanh",),
+    approximate=Arg(STR, "none", choices=("none", "tanh")),
 )
