@@ -334,6 +334,8 @@ class OpDef:
     stack: (dim, arg): the op's output channels are on `dim`, their number is its arg `arg`,
       and they index dim 0 of its `weight` and `bias`, so layers alike but for their width that
       read one input merge into one by stacking (horizontal fusion).
+    sdpa_form: the op computing the same with F.scaled_dot_product_attention (same args and
+      weights; the sdpa pass swaps it in).
     """
 
     name: str
@@ -355,6 +357,7 @@ class OpDef:
     channels_last: bool = False
     eval_identity: bool = False
     stack: tuple[int, str] | None = None
+    sdpa_form: str | None = None
 
     def __post_init__(self) -> None:
         if self.module is not None and self.lower is not None:

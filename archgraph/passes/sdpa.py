@@ -1,7 +1,8 @@
 """sdpa: attention lowered to scaled-dot-product attention (archgraph.ops.fused_attention).
 
-- `mhsa` and `sr_attention` nodes become `mhsa_sdpa` / `sr_attention_sdpa`: same id, arguments
-  and weights; the core is one F.scaled_dot_product_attention call.
+- nodes of ops with an SDPA form (OpDef.sdpa_form: `mhsa`, `sr_attention`) become that op
+  (`mhsa_sdpa`, `sr_attention_sdpa`): same id, arguments and weights; the core is one
+  F.scaled_dot_product_attention call.
 - The explicit pattern, each intermediate read only by the next step,
 
       matmul(softmax(matmul(q', kT) [* f], dim=-1), v)   with q' = q [* f'], kT = k^T
@@ -13,11 +14,9 @@
 from __future__ import annotations
 
 from archgraph.ir.graph import Graph, Node
-from archgraph.ops.registry import ShapeMismatch
+from archgraph.ops.registry import ShapeMismatch, get_op
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
-
-SDPA_OF = {"mhsa": "mhsa_sdpa", "sr_attention": "sr_attention_sdpa"}
 
 
 def _last_two_swapped(node: Node) -> bool:
@@ -71,8 +70,9 @@ def sdpa(graph: Graph) -> tuple[Graph, Change]:
         if node_id not in rw:
             continue
         node = rw[node_id]
-        if node.op in SDPA_OF:
-            rw.put(node.evolve(op=SDPA_OF[node.op]))
+        form = get_op(node.op).sdpa_form
+        if form is not None:
+            rw.put(node.evolve(op=form))
             swapped += 1
         elif node.op == "matmul":
             match = _match(rw, node)
