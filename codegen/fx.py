@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from archgraph.codegen.runtimes import runtime_of
 from torch import fx, nn
 
 from archgraph.errors import GraphError
@@ -99,22 +100,27 @@ def lower(graph: Graph, *, copy_weights: bool = True) -> fx.GraphModule:
     emit = _Emitter(fxg)
     root = nn.Module()
     values: dict[str, fx.Node] = {}
+    inputs = set(graph.inputs)
     for node in graph.nodes():
         emit.ir_id = node.id
-        if node.op == "input":
+        if node.id in inputs:
             values[node.id] = emit._create("placeholder", node.id.replace(".", "_"), (), None)
             continue
         op = get_op(node.op)
         xs = [values[i] for i in node.inputs]
-        if op.module is not None:
-            _install(root, node.id, op.module(node.args, [graph[i].type for i in node.inputs]))
+        make_module, lower_fn = op.module, op.lower
+        if make_module is None and lower_fn is None:
+            runtime = runtime_of(node.op)  # a data-only op (the fused ops): the back end's
+            make_module, lower_fn = runtime.module, runtime.lower
+        if make_module is not None:
+            _install(root, node.id, make_module(node.args, [graph[i].type for i in node.inputs]))
             values[node.id] = emit.module(node.id, tuple(xs))
         else:
-            assert op.lower is not None
+            assert lower_fn is not None
             own = op.params(node.args, [graph[i].type for i in node.inputs]).get("")
             if own is not None:
                 _install(root, node.id, own)
-            values[node.id] = op.lower(emit, node.args, xs)
+            values[node.id] = lower_fn(emit, node.args, xs)
     outs = [values[o] for o in graph.outputs]
     fxg.output(outs[0] if len(outs) == 1 else tuple(outs))
     # Modules were made on the meta device; the graph's tensors become their state.

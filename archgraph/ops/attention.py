@@ -153,5 +153,6 @@ MHSA = register_op(
         cost=_cost,
         module=_module,
         channels=_channels,
+        sdpa_form="mhsa_sdpa",  # archgraph.ops.fused_attention
     )
 )

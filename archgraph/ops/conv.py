@@ -144,5 +144,9 @@ CONV2D = register_op(
         cost=_cost,
         module=_module,
         channels=conv_channel_rule,
+        fused="conv2d_fused",  # archgraph.ops.fused_conv: prologue, epilogue, prepack
+        fold_axis=1,
+        channels_last=True,
+        stack=(1, "out_channels"),
     )
 )

@@ -6,6 +6,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import fx
 
 from archgraph.ir.types import TensorType
@@ -13,6 +14,7 @@ from archgraph.ops.registry import (
     ChannelRule,
     Emitter,
     OpDef,
+    PointwiseStep,
     ShapeMismatch,
     channels_fixed,
     pointwise_cost,
@@ -40,7 +42,7 @@ def broadcast(a: TensorType, b: TensorType, what: str) -> TensorType:
     return a.with_shape(tuple(reversed(out)))
 
 
-def _binary(name: str, fn: Callable[[Any, Any], Any], doc: str) -> OpDef:
+def _binary(name: str, fn: Callable[[Any, Any], Any], doc: str, step: PointwiseStep) -> OpDef:
     def infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
         return broadcast(ins[0], ins[1], f"{name} of mismatched shapes")
 
@@ -57,11 +59,20 @@ def _binary(name: str, fn: Callable[[Any, Any], Any], doc: str) -> OpDef:
             lower=lower,
             pointwise=True,
             channels=channels_fixed(ChannelRule("couple")),
+            steps=(step,),  # in a fused group: the running value with the other input
         )
     )
 
 
-ADD = _binary("add", operator.add, "elementwise sum with broadcasting (residual connections)")
+ADD = _binary(
+    "add",
+    operator.add,
+    "elementwise sum with broadcasting (residual connections)",
+    PointwiseStep("add", "x + y", torch.add, torch.Tensor.add_, operand="input"),
+)
 MUL = _binary(
-    "mul", operator.mul, "elementwise product with broadcasting (gating, attention scaling)"
+    "mul",
+    operator.mul,
+    "elementwise product with broadcasting (gating, attention scaling)",
+    PointwiseStep("mul", "x * y", torch.mul, torch.Tensor.mul_, operand="input"),
 )

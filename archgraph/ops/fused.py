@@ -2,31 +2,31 @@
 pass, never written in a spec by hand, though it may be).
 
 The chain is data: `steps` is a list of steps, each `[name]` or `[name, operand]`, applied in
-order to a running value that starts as input 0:
+order to a running value that starts as input 0. The step kinds are declared by the ops they
+come from, in the ops' own files (OpDef.steps, archgraph.ops.registry.PointwiseStep), and by
+plugins the same way:
 
 - unary `[relu]`, `[relu6]`, `[sigmoid]`, `[tanh]`, `[silu]`, `[hardswish]`, `[hardsigmoid]`,
-  `[gelu]` (erf form), `[gelu_tanh]` (tanh approximation);
-- `[scale, factor]`: times a constant;
+  `[gelu]` (erf form), `[gelu_tanh]` (tanh approximation) (archgraph.ops.activation);
+- `[scale, factor]`: times a constant (archgraph.ops.scale);
 - `[add, k]`, `[mul, k]`: plus / times input k, with broadcasting (k = 0 is the chain's own
-  input: x * sigmoid(x) is `[[sigmoid], [mul, 0]]` over one input);
-- `[affine]`: times a per-channel scale plus a per-channel shift along dim 1 (an eval-mode
-  batchnorm), held as the node's tensors `step<i>.scale` and `step<i>.shift`.
+  input: x * sigmoid(x) is `[[sigmoid], [mul, 0]]` over one input) (archgraph.ops.elementwise);
+- `[affine]`: times a per-channel scale plus a per-channel shift along dim 1 (any op with an
+  `Affine`, e.g. an eval-mode batchnorm), held as the node's tensors `step<i>.scale` and
+  `step<i>.shift` (declared here).
 
-Each step also carries its C expression (`STEPS[name].expr`, over `x`, the running value, and
-`y`, `scale`, `shift` or `factor`), so a kernel renderer can emit one kernel from the same
-description. The CPU path is archgraph.codegen.kernels.cpu.pointwise_chain.
+Each step kind carries its C expression (over `x`, the running value, and `y`, `scale`, `shift`
+or `factor`) and its torch functions, so the kernel renderer and the CPU path compute the same
+description. This module is data; the back end registers the op's runtime
+(archgraph.codegen.runtimes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
-from archgraph.codegen.kernels.cuda import dispatch
 from archgraph.ir.types import TensorType
 from archgraph.ops.elementwise import broadcast
 from archgraph.ops.registry import (
@@ -36,54 +36,39 @@ from archgraph.ops.registry import (
     Cost,
     OpDef,
     ParamSpec,
+    PointwiseStep,
     ShapeMismatch,
+    get_step,
+    pointwise_steps,
     register_op,
 )
 
 
-@dataclass(frozen=True)
-class StepDef:
-    """One kind of step: its operand ("" none, "float" a constant, "input" an input index,
-    "params" per-channel tensors), flops per element, and its C expression."""
-
-    name: str
-    operand: str
-    flops: int
-    expr: str
+def _affine(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    return torch.addcmul(shift, x, scale)
 
 
-STEPS: dict[str, StepDef] = {
-    s.name: s
-    for s in [
-        StepDef("relu", "", 1, "fmaxf(x, 0.0f)"),
-        StepDef("relu6", "", 2, "fminf(fmaxf(x, 0.0f), 6.0f)"),
-        StepDef("sigmoid", "", 3, "1.0f / (1.0f + expf(-x))"),
-        StepDef("tanh", "", 3, "tanhf(x)"),
-        StepDef("silu", "", 4, "x / (1.0f + expf(-x))"),
-        StepDef("hardswish", "", 4, "x * fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f"),
-        StepDef("hardsigmoid", "", 3, "fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f"),
-        StepDef("gelu", "", 8, "0.5f * x * (1.0f + erff(x * 0.70710678118654752f))"),
-        StepDef(
-            "gelu_tanh",
-            "",
-            10,
-            "0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)))",
-        ),
-        StepDef("scale", "float", 1, "x * factor"),
-        StepDef("add", "input", 1, "x + y"),
-        StepDef("mul", "input", 1, "x * y"),
-        StepDef("affine", "params", 2, "x * scale + shift"),
-    ]
-}
-UNARY_STEPS = tuple(name for name, s in STEPS.items() if s.operand == "")
+def _affine_(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    return x.mul_(scale).add_(shift)
+
+
+AFFINE_STEP = PointwiseStep(
+    "affine", "x * scale + shift", _affine, _affine_, flops=2, operand="params"
+)
+
+
+def unary_steps() -> tuple[str, ...]:
+    """The registered step kinds without an operand (the activations), in registration order."""
+    return tuple(name for name, s in pointwise_steps().items() if s.operand == "")
 
 
 def _step(value: Any) -> tuple[Any, ...]:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list | tuple) or not value or value[0] not in STEPS:
-        raise ArgTypeError(f"a step [name] or [name, operand] with name one of {', '.join(STEPS)}")
-    d = STEPS[value[0]]
+    steps = pointwise_steps()
+    if not isinstance(value, list | tuple) or not value or value[0] not in steps:
+        raise ArgTypeError(f"a step [name] or [name, operand] with name one of {', '.join(steps)}")
+    d = steps[value[0]]
     rest = list(value[1:])
     if d.operand in ("", "params"):
         if rest:
@@ -120,7 +105,7 @@ def step_types(steps: tuple[tuple[Any, ...], ...], ins: list[TensorType]) -> lis
     types = [acc]
     used = {0}
     for step in steps:
-        d = STEPS[step[0]]
+        d = get_step(step[0])
         if d.operand == "input":
             k = step[1]
             if k >= len(ins):
@@ -155,7 +140,7 @@ def _params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]
     types = step_types(args["steps"], ins)
     specs: dict[str, ParamSpec] = {}
     for i, step in enumerate(args["steps"]):
-        if STEPS[step[0]].operand == "params":
+        if get_step(step[0]).operand == "params":
             c = (types[i].shape[1],)
             specs[f"step{i}.scale"] = ParamSpec(c, "ones", trainable=False)
             specs[f"step{i}.shift"] = ParamSpec(c, "zeros", trainable=False)
@@ -164,40 +149,8 @@ def _params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]
 
 def _cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
     types = step_types(args["steps"], ins)
-    flops = sum(STEPS[s[0]].flops * types[i + 1].numel for i, s in enumerate(args["steps"]))
+    flops = sum(get_step(s[0]).flops * types[i + 1].numel for i, s in enumerate(args["steps"]))
     return Cost(flops=flops)
-
-
-class ChannelAffine(nn.Module):
-    """The per-channel scale and shift of one affine step (buffers)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.register_buffer("scale", torch.empty(channels, device="meta"))
-        self.register_buffer("shift", torch.empty(channels, device="meta"))
-
-
-class FusedPointwise(nn.Module):
-    def __init__(self, steps: tuple[tuple[Any, ...], ...], types: list[TensorType]) -> None:
-        super().__init__()
-        self.steps = steps
-        self.affine_steps = [i for i, s in enumerate(steps) if STEPS[s[0]].operand == "params"]
-        for i in self.affine_steps:
-            self.add_module(f"step{i}", ChannelAffine(types[i].shape[1]))
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        affines = {}
-        for i in self.affine_steps:
-            mod = getattr(self, f"step{i}")
-            affines[i] = (mod.scale, mod.shift)
-        return dispatch.pointwise_chain(self.steps, inputs, affines)
-
-    def extra_repr(self) -> str:
-        return " -> ".join("(" + ", ".join(str(p) for p in s) + ")" for s in self.steps)
-
-
-def _module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
-    return FusedPointwise(args["steps"], step_types(args["steps"], ins))
 
 
 FUSED_POINTWISE = register_op(
@@ -209,15 +162,6 @@ FUSED_POINTWISE = register_op(
         infer=_infer,
         params=_params,
         cost=_cost,
-        module=_module,
+        steps=(AFFINE_STEP,),
     )
 )
-
-# The step each single-input pointwise op of the registry becomes inside a fused group.
-UNARY_STEP_OF_OP: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {
-    **{name: (lambda args, name=name: (name,)) for name in UNARY_STEPS if name != "gelu_tanh"},
-    "gelu": lambda args: ("gelu",) if args["approximate"] == "none" else ("gelu_tanh",),
-    "scale": lambda args: ("scale", args["factor"]),
-}
-# Two-input pointwise ops: their step with the other operand's input index.
-BINARY_STEP_OF_OP = {"add": "add", "mul": "mul"}

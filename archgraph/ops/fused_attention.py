@@ -91,7 +91,7 @@ SDPA = register_op(
 )
 
 
-# ---- mhsa_sdpa, sr_attention_sdpa, window_attention_sdpa ------------------------------------------------------------
+# ---- the SDPA forms of the attention ops ---------------------------------------------------------
 
 
 def _dropout_p(module: nn.Module) -> float:

@@ -11,6 +11,9 @@ channels (those written so far) are defined. Every write goes to channels no ear
 prefix covers, so a prefix view taken from `buf_k` keeps its contents whatever runs later, and
 each buffer value is consumed only by the next write and by prefixes: the pass builds exactly
 this chain. `tag` names the block, so two buffers are never merged as equal expressions.
+
+buffer_init and buffer_write are data here; the back end registers their runtimes
+(archgraph.codegen.runtimes: one copy kernel on CUDA tensors).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from typing import Any
 
 from torch import fx
 
-from archgraph.codegen.kernels.cuda import dispatch
 from archgraph.ir.types import TensorType
 from archgraph.ops.registry import (
     INT,
@@ -53,10 +55,6 @@ def _init_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     return x.with_shape((x.shape[0], args["channels"], *x.shape[2:]))
 
 
-def _init_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-    return emit.function(dispatch.buffer_init, (xs[0], args["channels"]))
-
-
 BUFFER_INIT = register_op(
     OpDef(
         name="buffer_init",
@@ -64,7 +62,6 @@ BUFFER_INIT = register_op(
         args={"channels": Arg(INT), "tag": Arg(STR, "", doc="the block the buffer serves")},
         infer=_init_infer,
         cost=free,
-        lower=_init_lower,
     )
 )
 
@@ -92,10 +89,6 @@ def _write_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     return buf
 
 
-def _write_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-    return emit.function(dispatch.buffer_write, (xs[0], xs[1], args["offset"]))
-
-
 BUFFER_WRITE = register_op(
     OpDef(
         name="buffer_write",
@@ -104,7 +97,6 @@ BUFFER_WRITE = register_op(
         arity=(2, 2),
         infer=_write_infer,
         cost=free,
-        lower=_write_lower,
     )
 )
 

@@ -8,26 +8,24 @@
   (`pre_scale`, `pre_shift`: an eval-mode batchnorm) and an activation, i.e. the BN-ReLU of a
   pre-activation layer (DenseNet) that feeds the conv;
 - `residual`: a second input of the output's shape added before the activation (ResNet's add);
-- `activation`: one of the unary pointwise steps of archgraph.ops.fused, or "none";
+- `activation`: one of the unary pointwise steps registered when this module loads (the
+  built-in activations; archgraph.ops.fused.unary_steps), or "none";
 - `prepack`: compute with the weight reordered once into the device's preferred layout (the
   layout pass sets it; on the CPU: oneDNN's blocked weights and fused post-ops).
 
 Parameter names are the conv's and linear's own (`weight`, `bias`), so a fused node keeps the
-state_dict keys of the conv it replaces. The CPU path is archgraph.codegen.kernels.cpu.
+state_dict keys of the conv it replaces. conv2d and linear name these ops as their fused form
+(OpDef.fused). This module is data; the back end registers the ops' runtimes
+(archgraph.codegen.runtimes; the CPU path is archgraph.codegen.kernels.cpu).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import nn
-
-from archgraph.codegen.kernels import cpu
-from archgraph.codegen.kernels.cuda import dispatch
 from archgraph.ir.types import TensorType
 from archgraph.ops.conv import CONV2D
-from archgraph.ops.fused import STEPS, UNARY_STEPS
+from archgraph.ops.fused import unary_steps
 from archgraph.ops.linear import LINEAR
 from archgraph.ops.registry import (
     BOOL,
@@ -37,10 +35,13 @@ from archgraph.ops.registry import (
     OpDef,
     ParamSpec,
     ShapeMismatch,
+    get_step,
     register_op,
 )
 
-ACTIVATIONS = ("none", *UNARY_STEPS)
+# The activations archgraph.ops registers (this package imports its modules in name order, so
+# archgraph.ops.activation comes first); a plugin's activation joins fused pointwise groups.
+ACTIVATIONS = ("none", *unary_steps())
 _EPILOGUE_ARGS = {
     "activation": Arg(STR, "none", choices=ACTIVATIONS),
     "residual": Arg(BOOL, False, doc="add input 2 (the output's shape) before the activation"),
@@ -71,7 +72,7 @@ def _check_residual(args: dict[str, Any], ins: list[TensorType], out: TensorType
 
 
 def _epilogue_flops(args: dict[str, Any], out: TensorType) -> int:
-    act = STEPS[args["activation"]].flops if args["activation"] != "none" else 0
+    act = get_step(args["activation"]).flops if args["activation"] != "none" else 0
     return (act + (1 if args["residual"] else 0)) * out.numel
 
 
@@ -95,53 +96,9 @@ def _conv_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, Param
 def _conv_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
     base = CONV2D.cost(_base_args(args, CONV2D), ins[:1], out)
     pre = (2 if args["pre_affine"] else 0) + (
-        STEPS[args["pre_activation"]].flops if args["pre_activation"] != "none" else 0
+        get_step(args["pre_activation"]).flops if args["pre_activation"] != "none" else 0
     )
     return Cost(base.macs, base.flops + pre * ins[0].numel + _epilogue_flops(args, out))
-
-
-class FusedConv2d(nn.Module):
-    def __init__(self, args: dict[str, Any], ins: list[TensorType]) -> None:
-        super().__init__()
-        self.stride, self.padding = args["stride"], args["padding"]
-        self.dilation, self.groups = args["dilation"], args["groups"]
-        self.activation, self.pre_activation = args["activation"], args["pre_activation"]
-        self.prepack = args["prepack"]
-        for name, spec in _conv_params(args, ins).items():
-            tensor = torch.empty(spec.shape, device="meta")
-            if spec.trainable:
-                self.register_parameter(name, nn.Parameter(tensor))
-            else:
-                self.register_buffer(name, tensor)
-        if not args["bias"]:
-            self.bias = None
-        if not args["pre_affine"]:
-            self.pre_scale = self.pre_shift = None
-        self.packed = cpu.PackedWeight()
-
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        return dispatch.conv2d_fused(
-            x,
-            residual,
-            self.weight,
-            self.bias,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups,
-            act=self.activation,
-            pre_scale=self.pre_scale,
-            pre_shift=self.pre_shift,
-            pre_act=self.pre_activation,
-            prepack=self.prepack,
-            cache=self.packed,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
-            f"activation={self.activation}, prepack={self.prepack}"
-        )
 
 
 CONV2D_FUSED = register_op(
@@ -158,7 +115,8 @@ CONV2D_FUSED = register_op(
         infer=_conv_infer,
         params=_conv_params,
         cost=_conv_cost,
-        module=FusedConv2d,
+        channels_last=True,
+        stack=CONV2D.stack,
     )
 )
 
@@ -180,32 +138,6 @@ def _linear_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -
     return Cost(base.macs, base.flops + _epilogue_flops(args, out))
 
 
-class FusedLinear(nn.Module):
-    def __init__(self, args: dict[str, Any], ins: list[TensorType]) -> None:
-        super().__init__()
-        spec = _linear_params(args, ins)
-        self.weight = nn.Parameter(torch.empty(spec["weight"].shape, device="meta"))
-        self.bias = (
-            nn.Parameter(torch.empty(spec["bias"].shape, device="meta")) if args["bias"] else None
-        )
-        self.activation, self.prepack = args["activation"], args["prepack"]
-        self.packed = cpu.PackedWeight()
-
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        return dispatch.linear_fused(
-            x,
-            residual,
-            self.weight,
-            self.bias,
-            act=self.activation,
-            prepack=self.prepack,
-            cache=self.packed,
-        )
-
-    def extra_repr(self) -> str:
-        return f"activation={self.activation}, prepack={self.prepack}"
-
-
 LINEAR_FUSED = register_op(
     OpDef(
         name="linear_fused",
@@ -215,6 +147,6 @@ LINEAR_FUSED = register_op(
         infer=_linear_infer,
         params=_linear_params,
         cost=_linear_cost,
-        module=FusedLinear,
+        stack=LINEAR.stack,
     )
 )

@@ -188,6 +188,7 @@ INVERTED_WINDOW_ATTENTION = register_op(
         params=_params,
         cost=_cost,
         module=_module,
+        sdpa_form="inverted_window_attention_sdpa",  # archgraph.ops.fused_attention
         # channels=None: the heads group both inputs' channels, and x's channels feed q and k of
         # every head, so pruning keeps this op's channels (it blocks them, by node)
     )

@@ -73,5 +73,8 @@ LINEAR = register_op(
                 resize=lambda a, n: {**a, "out_features": n},
             )
         ),
+        fused="linear_fused",  # archgraph.ops.fused_conv: epilogue, prepack
+        fold_axis=-1,
+        stack=(-1, "out_features"),
     )
 )

@@ -69,6 +69,7 @@ IDENTITY = register_op(
         cost=free,
         module=_identity_module,
         channels=PASS_ANY,
+        eval_identity=True,
     )
 )
 
@@ -94,6 +95,7 @@ DROPOUT = register_op(
         cost=free,
         module=_dropout_module,
         channels=PASS_ANY,
+        eval_identity=True,
     )
 )
 

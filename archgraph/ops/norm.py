@@ -7,8 +7,10 @@ layernorm2d op's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from archgraph.ir.types import TensorType
@@ -16,6 +18,7 @@ from archgraph.ops.registry import (
     BOOL,
     FLOAT,
     INT,
+    Affine,
     Arg,
     ChannelRule,
     OpDef,
@@ -58,6 +61,19 @@ def _bn_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
     )
 
 
+def _bn_scale_shift(
+    args: dict[str, Any], tensor: Callable[[str], torch.Tensor], channels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eval-mode batchnorm as a per-channel affine (float64):
+    s = gamma / sqrt(var + eps), t = beta - mean * s."""
+    mean = tensor("running_mean").double()
+    scale = torch.rsqrt(tensor("running_var").double() + args["eps"])
+    if args["affine"]:
+        scale = scale * tensor("weight").double()
+        return scale, tensor("bias").double() - mean * scale
+    return scale, -mean * scale
+
+
 BATCHNORM = register_op(
     OpDef(
         name="batchnorm",
@@ -74,6 +90,7 @@ BATCHNORM = register_op(
                 out_params={"weight": 0, "bias": 0, "running_mean": 0, "running_var": 0},
             )
         ),
+        affine=Affine(_bn_scale_shift),  # eval mode: folds into the conv/linear before it
     )
 )
 

@@ -1,9 +1,10 @@
 """The op registry: one OpDef per op, holding every rule about that op.
 
-An op declares its argument schema, shape rule, parameters (shapes and initializers), cost rule
-and torch lowering in its own file, and registers itself here. Everything else in archgraph
-(front ends, passes, codegen, profiler) dispatches by looking an op up, never by branching on
-its name.
+An op declares its argument schema, shape rule, parameters (shapes and initializers), cost rule,
+torch lowering, channel rule for pruning and what the fusion passes need (its pointwise step,
+whether it is a foldable per-channel affine, its fused form) in its own file, and registers
+itself here. Everything else in archgraph (front ends, passes, codegen, profiler) dispatches by
+looking an op up, never by branching on its name.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from torch import fx, nn
+from torch import Tensor, fx, nn
 
 from archgraph.errors import SpecError, did_you_mean
 from archgraph.ir.types import TensorType
@@ -261,11 +262,83 @@ def free(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
     return Cost()
 
 
+STEP_OPERANDS = ("", "float", "input", "params")
+
+
+@dataclass(frozen=True)
+class PointwiseStep:
+    """One kind of step of a fused pointwise chain (archgraph.ops.fused): what the kernel
+    renderer emits and the CPU path runs for an op inside a fused group.
+
+    operand: "" none; "float" a constant (`factor`); "input" another input of the group (`y`,
+    broadcast); "params" a per-channel `scale` and `shift` along dim 1.
+    expr: the C expression of the step over `x` (the running value) and its operand's names,
+    e.g. "fmaxf(x, 0.0f)", "x + y"; codegen parses it (and differentiates it for backward).
+    cpu: the same in torch, out of place: cpu(x), cpu(x, factor), cpu(x, y), cpu(x, scale,
+    shift) (scale and shift already shaped to broadcast along dim 1).
+    cpu_inplace: the same updating x in place (returns x); None: the CPU path uses `cpu`.
+    flops: per element.
+    """
+
+    name: str
+    expr: str
+    cpu: Callable[..., Tensor]
+    cpu_inplace: Callable[..., Tensor] | None = None
+    flops: int = 1
+    operand: str = ""
+
+    def __post_init__(self) -> None:
+        if self.operand not in STEP_OPERANDS:
+            raise ValueError(f"step {self.name}: operand must be one of {STEP_OPERANDS}")
+
+
+@dataclass(frozen=True)
+class Affine:
+    """The op computes x * scale + shift with per-channel scale and shift on `axis` (None: the
+    same for every element, a constant factor). Such an op folds into the weight and bias of a
+    conv or linear before it (fold_bn), becomes a conv's input prologue (fuse_conv; per-channel
+    on dim 1 only) and an `affine` step of a fused group (fuse_pointwise, when the op has no
+    step of its own).
+
+    scale_shift(args, tensor, channels) -> (scale, shift), both float64 of shape [channels];
+    tensor(name) reads the node's bound tensor `name` (e.g. "running_mean").
+    """
+
+    scale_shift: Callable[[dict[str, Any], Callable[[str], Tensor], int], tuple[Tensor, Tensor]]
+    axis: int | None = 1
+
+
+StepOf = Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
 @dataclass(frozen=True)
 class OpDef:
-    """Everything about one op. Exactly one of `module` (ops with state or training behaviour,
+    """Everything about one op. At most one of `module` (ops with state or training behaviour,
     lowered to a call_module whose state_dict keys are the ParamSpec names) and `lower`
-    (ops lowered to torch functions; stateless, or owning one tensor at the node id) is set."""
+    (ops lowered to torch functions; stateless, or owning one tensor at the node id) is set;
+    with neither, the op is data whose runtime the back end registers (the fused ops the
+    passes make: archgraph.codegen.runtimes).
+
+    What the fusion passes ask (all optional):
+    steps: the pointwise step kinds this op declares (registered with it; see PointwiseStep).
+    step: the op's node as a step of a fused chain, from its args: (name,) or (name, constant);
+      an "input" step's operand (the other input's index) is added by the pass. Default: the
+      op's only step, when it declares exactly one without a constant.
+    affine: the op is a per-channel affine (see Affine).
+    fused: the op this one becomes when a pass gives it a prologue, epilogue or prepacked
+      weights (conv2d -> conv2d_fused); the fused op takes this op's args plus its own.
+    fold_axis: a per-channel affine after this op folds into its weight (output channels on
+      weight dim 0) and bias; the output dim holding those channels (conv2d 1, linear -1).
+    channels_last: the op computes faster on rank-4 inputs stored channels_last (NHWC), so the
+      layout pass converts a graph input that feeds it.
+    eval_identity: in eval mode the op returns its input (identity, dropout), so the -O1/-O2
+      passes, which build inference modules, remove it.
+    stack: (dim, arg): the op's output channels are on `dim`, their number is its arg `arg`,
+      and they index dim 0 of its `weight` and `bias`, so layers alike but for their width that
+      read one input merge into one by stacking (horizontal fusion).
+    sdpa_form: the op computing the same with F.scaled_dot_product_attention (same args and
+      weights; the sdpa pass swaps it in).
+    """
 
     name: str
     doc: str
@@ -278,10 +351,27 @@ class OpDef:
     lower: Lower | None = None
     pointwise: bool = False
     channels: ChannelRuleFn | None = None  # None: pruning treats the op as opaque (no channels)
+    steps: tuple[PointwiseStep, ...] = ()
+    step: StepOf | None = None
+    affine: Affine | None = None
+    fused: str | None = None
+    fold_axis: int | None = None
+    channels_last: bool = False
+    eval_identity: bool = False
+    stack: tuple[int, str] | None = None
+    sdpa_form: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.module is None) == (self.lower is None):
-            raise ValueError(f"op {self.name}: set exactly one of module= and lower=")
+        if self.module is not None and self.lower is not None:
+            raise ValueError(f"op {self.name}: set at most one of module= and lower=")
+
+    def as_step(self, args: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The node as a fused pointwise step ((name,) or (name, constant)), or None."""
+        if self.step is not None:
+            return self.step(dict(args))
+        if len(self.steps) == 1 and self.steps[0].operand in ("", "input"):
+            return (self.steps[0].name,)
+        return None
 
     def normalize_args(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Check `given` against the schema; return all args with defaults filled in.
@@ -339,14 +429,31 @@ class OpDef:
 
 
 _REGISTRY: dict[str, OpDef] = {}
+_STEPS: dict[str, PointwiseStep] = {}
 
 
 def register_op(op: OpDef, *, replace: bool = False) -> OpDef:
-    """Add an op to the registry (plugins call this too). Names are unique unless replace=True."""
+    """Add an op to the registry (plugins call this too), with the pointwise steps it declares.
+    Names (of ops, and of steps) are unique unless replace=True."""
     if op.name in _REGISTRY and not replace:
         raise ValueError(f"op '{op.name}' is already registered")
+    for step in op.steps:
+        if step.name in _STEPS and not replace:
+            raise ValueError(f"pointwise step '{step.name}' is already registered")
     _REGISTRY[op.name] = op
+    for step in op.steps:
+        _STEPS[step.name] = step
     return op
+
+
+def get_step(name: str) -> PointwiseStep:
+    """A pointwise step kind by name (KeyError if none is registered)."""
+    return _STEPS[name]
+
+
+def pointwise_steps() -> dict[str, PointwiseStep]:
+    """Every registered pointwise step kind, by name, in registration order."""
+    return dict(_STEPS)
 
 
 def get_op(name: str) -> OpDef:

@@ -210,5 +210,6 @@ SR_ATTENTION = register_op(
         cost=_cost,
         module=_module,
         channels=_channels,
+        sdpa_form="sr_attention_sdpa",  # archgraph.ops.fused_attention
     )
 )

@@ -72,6 +72,7 @@ STOCHASTIC_DEPTH = register_op(
         infer=_infer,
         cost=free,
         module=_module,
+        eval_identity=True,  # removed at -O1 and above, like dropout
         channels=PASS_ANY,
     )
 )

@@ -314,6 +314,7 @@ WINDOW_ATTENTION = register_op(
         params=_params,
         cost=_cost,
         module=_module,
+        sdpa_form="window_attention_sdpa",  # archgraph.ops.fused_attention
         channels=_channels,
     )
 )

@@ -15,12 +15,13 @@ from archgraph.passes.rewrite import Rewriter
 def cse(graph: Graph) -> tuple[Graph, Change]:
     rw = Rewriter(graph)
     seen: dict[tuple[str, str, tuple[str, ...]], str] = {}
+    inputs = set(graph.inputs)
     merged = 0
     for node_id in [n.id for n in rw.order()]:
         if node_id not in rw:
             continue
         node = rw[node_id]
-        if node.op == "input":
+        if node_id in inputs:
             continue
         ins = [rw[i].type for i in node.inputs]
         if get_op(node.op).params(node.args, ins):

@@ -23,7 +23,7 @@ from archgraph.passes.rewrite import Rewriter
 
 def _families(rw: Rewriter) -> list[tuple[list[str], list[str]]]:
     """(longest input list, concat ids) per family, longest concat first in the ids."""
-    concats = [n for n in rw.order() if n.op == "concat" and n.args["dim"] % n.type.rank == 1]
+    concats = [n for n in rw.order() if rw.concats_channels(n.id)]
     concats.sort(key=lambda n: -len(n.inputs))
     families: list[tuple[list[str], list[str]]] = []
     claimed: set[str] = set()

@@ -1,5 +1,6 @@
-"""fold_bn: an eval-mode batchnorm (or a constant scale) right after a conv2d or linear becomes
-part of that layer's weight and bias.
+"""fold_bn: an affine op (OpDef.affine: an eval-mode batchnorm, a constant scale) right after a
+layer that takes one (OpDef.fold_axis: conv2d, linear) becomes part of that layer's weight and
+bias.
 
     bn(conv(x)) = conv(x) * s + t,  s = gamma / sqrt(var + eps),  t = beta - mean * s
                 = conv'(x) with W' = W * s (per output channel), b' = b * s + t
@@ -8,7 +9,8 @@ Value-dependent: it reads the bound weights (scale and bias in float64, stored i
 dtype).
 The folded layer keeps the conv's id and state_dict keys (it gains a bias when it had none);
 the batchnorm's consumers read the conv. Applies when the layer's only consumer is the
-batchnorm, and for linear only over [N, features] (batchnorm's channels are dim 1).
+batchnorm, and when the affine's channels are the layer's output channels (for linear only over
+[N, features]: batchnorm's channels are dim 1); a uniform affine (axis None) folds into any.
 """
 
 from __future__ import annotations
@@ -16,41 +18,36 @@ from __future__ import annotations
 import torch
 
 from archgraph.ir.graph import Graph, Node
+from archgraph.ops.registry import get_op
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
 
-LAYERS = ("conv2d", "linear")
+
+def node_affine(rw: Rewriter, node: Node, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel (scale, shift) of a node whose op is an Affine (float64, [channels])."""
+    affine = get_op(node.op).affine
+    assert affine is not None
+    return affine.scale_shift(dict(node.args), lambda name: rw.weight(node.id, name), channels)
 
 
-def bn_scale_shift(rw: Rewriter, bn: Node) -> tuple[torch.Tensor, torch.Tensor]:
-    """The eval-mode batchnorm as a per-channel affine (float64)."""
-    mean = rw.weight(bn.id, "running_mean").double()
-    var = rw.weight(bn.id, "running_var").double()
-    scale = torch.rsqrt(var + bn.args["eps"])
-    if bn.args["affine"]:
-        scale = scale * rw.weight(bn.id, "weight").double()
-        shift = rw.weight(bn.id, "bias").double() - mean * scale
-    else:
-        shift = -mean * scale
-    return scale, shift
-
-
-def _affine_of(rw: Rewriter, node: Node) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The per-channel (scale, shift) a foldable follower applies, or None."""
+def _fold_target(rw: Rewriter, node: Node) -> tuple[Node, int] | None:
+    """The layer before an affine node that can take it into its weights, with its output
+    channel count, or None."""
+    affine = get_op(node.op).affine
+    if affine is None:
+        return None
     layer = rw[node.inputs[0]]
-    if node.op == "batchnorm":
-        if layer.op == "linear" and layer.type.rank != 2:
-            return None  # batchnorm's channels would be a token dim, not the features
-        return bn_scale_shift(rw, node)
-    if node.op == "scale":
-        channels = layer.type.shape[1] if layer.op == "conv2d" else layer.type.shape[-1]
-        factor = torch.full((channels,), node.args["factor"], dtype=torch.float64)
-        return factor, torch.zeros(channels, dtype=torch.float64)
-    return None
+    axis = get_op(layer.op).fold_axis
+    if axis is None or rw.only_consumer(layer.id) != node.id:
+        return None
+    rank = layer.type.rank
+    if affine.axis is not None and affine.axis % rank != axis % rank:
+        return None  # e.g. batchnorm's channels (dim 1) are a token dim of a linear's output
+    return layer, layer.type.shape[axis]
 
 
 def fold_into(rw: Rewriter, layer: Node, scale: torch.Tensor, shift: torch.Tensor) -> Node:
-    """Give `layer` (conv2d or linear) the affine: new weight and bias tensors, bias on."""
+    """Give `layer` (an op with a fold_axis) the affine: new weight and bias tensors, bias on."""
     weight = rw.weight(layer.id, "weight")
     bias = rw.weights.get(f"{layer.id}.bias")
     view = (-1,) + (1,) * (weight.dim() - 1)
@@ -70,15 +67,11 @@ def fold_bn(graph: Graph) -> tuple[Graph, Change]:
         if node_id not in rw:
             continue
         node = rw[node_id]
-        if node.op not in ("batchnorm", "scale"):
+        target = _fold_target(rw, node)
+        if target is None:
             continue
-        layer = rw[node.inputs[0]]
-        if layer.op not in LAYERS or rw.only_consumer(layer.id) != node.id:
-            continue
-        affine = _affine_of(rw, node)
-        if affine is None:
-            continue
-        fold_into(rw, layer, *affine)
+        layer, channels = target
+        fold_into(rw, layer, *node_affine(rw, node, channels))
         rw.bypass(node.id, layer.id)
         folded.append(node.id)
     notes = (f"folded {len(folded)} into their conv/linear",) if folded else ()

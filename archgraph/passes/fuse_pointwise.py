@@ -1,8 +1,9 @@
 """fuse_pointwise: chains of pointwise nodes become one fused_pointwise node each
 (archgraph.ops.fused), computed in one call.
 
-Members: the registry's pointwise ops that have a step (activations, scale, add, mul) and
-eval-mode batchnorm (an affine step). Walking in topological order, a node joins the group of
+Members: the ops that are a pointwise step (OpDef.as_step: activations, scale, add, mul, a
+plugin's) and the per-channel affine ops (OpDef.affine on dim 1: eval-mode batchnorm, an
+`affine` step). Walking in topological order, a node joins the group of
 one of its inputs when that input is the group's last node and has no other consumer (so no
 intermediate value is needed outside the group) and reads it once; otherwise it starts a group. A two-input node
 brings its other operand as an extra input of the group. Groups of two or more nodes are
@@ -17,8 +18,8 @@ from typing import Any
 import torch
 
 from archgraph.ir.graph import Graph, Node
-from archgraph.ops.fused import BINARY_STEP_OF_OP, UNARY_STEP_OF_OP
-from archgraph.passes.fold_bn import bn_scale_shift
+from archgraph.ops.registry import get_op, get_step
+from archgraph.passes.fold_bn import node_affine
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
 
@@ -37,19 +38,21 @@ class Group:
 
 
 def _is_member(node: Node) -> bool:
-    return node.op in UNARY_STEP_OF_OP or node.op in BINARY_STEP_OF_OP or node.op == "batchnorm"
+    op = get_op(node.op)
+    return op.as_step(node.args) is not None or (op.affine is not None and op.affine.axis == 1)
 
 
 def _add_step(rw: Rewriter, group: Group, node: Node, chain_input: str) -> None:
-    if node.op in UNARY_STEP_OF_OP:
-        group.steps.append(UNARY_STEP_OF_OP[node.op](node.args))
-    elif node.op == "batchnorm":
-        group.affines[len(group.steps)] = bn_scale_shift(rw, node)
+    step = get_op(node.op).as_step(node.args)
+    if step is None:
+        group.affines[len(group.steps)] = node_affine(rw, node, node.type.shape[1])
         group.steps.append(("affine",))
-    else:
+    elif get_step(step[0]).operand == "input":
         # x * x: with both operands the chain value, the "other" one is the chain input too
         other = next((i for i in node.inputs if i != chain_input), chain_input)
-        group.steps.append((BINARY_STEP_OF_OP[node.op], group.operand(other)))
+        group.steps.append((*step, group.operand(other)))
+    else:
+        group.steps.append(step)
     group.members.append(node.id)
 
 

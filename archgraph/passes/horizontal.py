@@ -1,11 +1,14 @@
 """Horizontal fusion: parallel layers that read the same input become one wider layer whose
-output is sliced back (`narrow`) for each original consumer.
+output is sliced back (`narrow`) for each original consumer. The layers are those whose op
+declares how its outputs stack (OpDef.stack: output dim, width arg):
 
-- fuse_qkv: linear / linear_fused nodes over one input (the q, k and v projections of
-  attention; any sibling projections) -> one linear with the weights stacked by output feature;
-- fuse_parallel_convs: conv2d / conv2d_fused nodes over one input with the same geometry
-  (kernel, stride, padding, dilation; groups 1) and epilogue (the 1x1 branch convs of an
-  Inception block) -> one conv with the filters stacked by output channel.
+- fuse_qkv: layers with their outputs on the last dim (linear / linear_fused) over one input
+  (the q, k and v projections of attention; any sibling projections) -> one linear with the
+  weights stacked by output feature;
+- fuse_parallel_convs: layers with their outputs on dim 1 (conv2d / conv2d_fused) over one
+  input with the same geometry (kernel, stride, padding, dilation; groups 1) and epilogue (the
+  1x1 branch convs of an Inception block) -> one conv with the filters stacked by output
+  channel.
 
 Only layers alike in everything but their width merge (same bias, activation, prepack; no
 residual input; no prologue). The merged layer gets a new id, the members' ids joined under
@@ -20,11 +23,20 @@ from collections.abc import Callable
 import torch
 
 from archgraph.ir.graph import Graph, Node
+from archgraph.ops.registry import get_op
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
 
-_WIDTH = {"linear": "out_features", "linear_fused": "out_features", "conv2d": "out_channels",
-          "conv2d_fused": "out_channels"}  # fmt: skip
+
+def _width(node: Node) -> str:
+    stack = get_op(node.op).stack
+    assert stack is not None
+    return stack[1]
+
+
+def _stacks_on(node: Node, dim: int) -> bool:
+    stack = get_op(node.op).stack
+    return stack is not None and stack[0] == dim
 
 
 def merged_id(rw: Rewriter, ids: list[str]) -> str:
@@ -38,13 +50,13 @@ def merged_id(rw: Rewriter, ids: list[str]) -> str:
 
 
 def _mergeable_linear(node: Node) -> bool:
-    return node.op in ("linear", "linear_fused") and not node.args.get("residual", False)
+    return _stacks_on(node, -1) and not node.args.get("residual", False)
 
 
 def _mergeable_conv(node: Node) -> bool:
     return (
-        node.op in ("conv2d", "conv2d_fused")
-        and node.args["groups"] == 1
+        _stacks_on(node, 1)
+        and node.args.get("groups", 1) == 1
         and not node.args.get("residual", False)
         and not node.args.get("pre_affine", False)
         and node.args.get("pre_activation", "none") == "none"
@@ -53,7 +65,7 @@ def _mergeable_conv(node: Node) -> bool:
 
 def _merge(rw: Rewriter, members: list[Node], dim: int) -> None:
     first = members[0]
-    width = _WIDTH[first.op]
+    width = _width(first)
     new_id = merged_id(rw, [m.id for m in members])
     for name in ("weight", "bias"):
         if f"{first.id}.{name}" in rw.weights:
@@ -78,7 +90,7 @@ def _horizontal(graph: Graph, eligible: Callable[[Node], bool], dim: int) -> tup
     for node in rw.order():
         if not eligible(node):
             continue
-        width = _WIDTH[node.op]
+        width = _width(node)
         rest = repr(sorted((k, v) for k, v in node.args.items() if k != width))
         groups.setdefault((node.inputs[0], node.op, rest), []).append(node)
     merged = [members for members in groups.values() if len(members) > 1]

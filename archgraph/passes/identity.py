@@ -1,4 +1,5 @@
-"""remove_identity: identity and dropout nodes go; their consumers read their input.
+"""remove_identity: nodes of ops that are the identity in eval mode (OpDef.eval_identity:
+identity, dropout) go; their consumers read their input.
 
 Dropout is the identity in eval mode, the semantics -O1 and -O2 preserve (they build inference
 modules: batchnorm folding uses the running statistics too). A node whose consumer already
@@ -8,10 +9,9 @@ reads its input as another operand stays (the IR has one edge per input pair).
 from __future__ import annotations
 
 from archgraph.ir.graph import Graph
+from archgraph.ops.registry import get_op
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
-
-IDENTITY_OPS = ("identity", "dropout")
 
 
 def remove_identity(graph: Graph) -> tuple[Graph, Change]:
@@ -21,7 +21,7 @@ def remove_identity(graph: Graph) -> tuple[Graph, Change]:
         if node_id not in rw:
             continue
         node = rw[node_id]
-        if node.op not in IDENTITY_OPS:
+        if not get_op(node.op).eval_identity:
             continue
         if rw.can_redirect(node.id, node.inputs[0]):
             rw.bypass(node.id, node.inputs[0])

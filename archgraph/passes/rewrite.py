@@ -65,6 +65,16 @@ class Rewriter:
             return None
         return users[0]
 
+    def concats_channels(self, node_id: str) -> bool:
+        """The node concatenates its inputs along dim 1: its op's channel rule is "concat"
+        (along the op's `dim` arg)."""
+        node = self.nodes[node_id]
+        rule_of = get_op(node.op).channels
+        if rule_of is None or node.type.rank < 2:
+            return False
+        rule = rule_of(dict(node.args), [self.nodes[i].type for i in node.inputs])
+        return rule.kind == "concat" and node.args["dim"] % node.type.rank == 1
+
     def weight(self, node_id: str, name: str) -> torch.Tensor:
         return self.weights[param_key(node_id, name)]
 

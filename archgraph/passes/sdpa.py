@@ -1,7 +1,7 @@
 """sdpa: attention lowered to scaled-dot-product attention (archgraph.ops.fused_attention).
 
-- `mhsa`, `sr_attention`, `window_attention` and `inverted_window_attention` nodes become their
-  `..._sdpa` variants: same id, arguments and weights; the core is one
+- nodes of ops with an SDPA form (OpDef.sdpa_form: `mhsa`, `sr_attention`, `window_attention`,
+  `inverted_window_attention`) become that op (`<op>_sdpa`): same id, arguments and weights; the core is one
   F.scaled_dot_product_attention call.
 - The explicit pattern, each intermediate read only by the next step,
 
@@ -14,16 +14,9 @@
 from __future__ import annotations
 
 from archgraph.ir.graph import Graph, Node
-from archgraph.ops.registry import ShapeMismatch
+from archgraph.ops.registry import ShapeMismatch, get_op
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
-
-SDPA_OF = {
-    "mhsa": "mhsa_sdpa",
-    "sr_attention": "sr_attention_sdpa",
-    "window_attention": "window_attention_sdpa",
-    "inverted_window_attention": "inverted_window_attention_sdpa",
-}
 
 
 def _last_two_swapped(node: Node) -> bool:
@@ -77,8 +70,9 @@ def sdpa(graph: Graph) -> tuple[Graph, Change]:
         if node_id not in rw:
             continue
         node = rw[node_id]
-        if node.op in SDPA_OF:
-            rw.put(node.evolve(op=SDPA_OF[node.op]))
+        form = get_op(node.op).sdpa_form
+        if form is not None:
+            rw.put(node.evolve(op=form))
             swapped += 1
         elif node.op == "matmul":
             match = _match(rw, node)

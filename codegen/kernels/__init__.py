@@ -5,10 +5,11 @@ of the source graph. Its meaning is entirely its op, its args and its tensors, n
 around it, so a backend can compute it from the node alone:
 
 - `fused_pointwise` (archgraph.ops.fused): `steps`, a list of ("name",) / ("name", operand)
-  applied in order to a running value that starts as input 0. Every step kind is a row of
-  `archgraph.ops.fused.STEPS`: its operand kind ("" none, "float" a constant, "input" an input
+  applied in order to a running value that starts as input 0. Every step kind is a
+  `PointwiseStep` its op declares (archgraph.ops.registry.get_step): its operand kind ("" none, "float" a constant, "input" an input
   index with broadcasting, "params" per-channel `step<i>.scale` / `step<i>.shift` along dim 1)
-  and its C expression over x (and y, factor, scale, shift), from which a kernel is rendered.
+  its C expression over x (and y, factor, scale, shift), from which a kernel is rendered, and
+  its torch functions, which the CPU path runs.
 - `conv2d_fused` / `linear_fused` (archgraph.ops.fused_conv):
   act(layer(pre_act(x * pre_scale + pre_shift), weight, bias) + residual), each part optional
   (args pre_affine, pre_activation, residual, activation, prepack).
@@ -17,8 +18,8 @@ around it, so a backend can compute it from the node alone:
 - `sdpa`, `mhsa_sdpa`, `sr_attention_sdpa` (archgraph.ops.fused_attention) and `memory_format`,
   `narrow` (archgraph.ops.fused_layout) call torch directly (no kernel of ours).
 
-How a backend implements a group: the fused ops' modules and lowerings call exactly one
-function per group, in `cpu`:
+How a backend implements a group: the fused ops' runtimes (codegen/runtimes.py, registered by
+op name) call exactly one function per group, in `cpu`:
 
     pointwise_chain(steps, inputs, affines)                     -> Tensor
     conv2d_fused(x, residual, weight, bias, *, stride, padding, dilation, groups, act,

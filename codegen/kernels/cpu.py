@@ -1,6 +1,7 @@
 """The CPU path of the fused ops, in torch.
 
-- `pointwise_chain`: a fused pointwise group (archgraph.ops.fused) as one call. The first step
+- `pointwise_chain`: a fused pointwise group (archgraph.ops.fused) as one call, each step by the
+  torch functions its op declares (archgraph.ops.registry.PointwiseStep). The first step
   makes a fresh tensor; the following steps update it in place, so a chain of k steps allocates
   one output instead of k intermediates. In place only where autograd needs nothing saved
   (inference); with gradients every step is out of place.
@@ -25,25 +26,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from archgraph.ops.registry import get_step
+
 Tensor = torch.Tensor
 
-# Unary steps: (out-of-place, in-place). Names are archgraph.ops.fused's step names.
-UNARY: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]] = {
-    "relu": (torch.relu, torch.relu_),
-    "relu6": (F.relu6, lambda t: t.clamp_(0.0, 6.0)),
-    "sigmoid": (torch.sigmoid, torch.sigmoid_),
-    "tanh": (torch.tanh, torch.tanh_),
-    "silu": (F.silu, lambda t: F.silu(t, inplace=True)),
-    "hardswish": (F.hardswish, lambda t: F.hardswish(t, inplace=True)),
-    "hardsigmoid": (F.hardsigmoid, lambda t: F.hardsigmoid(t, inplace=True)),
-    "gelu": (F.gelu, lambda t: t.copy_(F.gelu(t))),
-    "gelu_tanh": (
-        lambda t: F.gelu(t, approximate="tanh"),
-        lambda t: t.copy_(F.gelu(t, approximate="tanh")),
-    ),
-}
-
-# oneDNN post-op for each activation: (attr, scalars, algorithm).
+# oneDNN post-op for each activation a fused conv/linear takes: (attr, scalars, algorithm).
 _ONEDNN_UNARY: dict[str, tuple[str, list[float], str | None]] = {
     "none": ("none", [], ""),
     "relu": ("relu", [], ""),
@@ -68,10 +55,11 @@ def _channel_view(t: Tensor, rank: int) -> Tensor:
 
 
 def activation(x: Tensor, name: str, inplace: bool) -> Tensor:
+    """The unary step `name` ("none": x itself), in place when allowed and declared."""
     if name == "none":
         return x
-    out_of_place, in_place = UNARY[name]
-    return in_place(x) if inplace else out_of_place(x)
+    step = get_step(name)
+    return step.cpu_inplace(x) if inplace and step.cpu_inplace else step.cpu(x)
 
 
 def pointwise_chain(
@@ -81,32 +69,27 @@ def pointwise_chain(
 ) -> Tensor:
     """Run a fused pointwise group: `acc = inputs[0]`, then each step updates acc.
 
-    Steps: (unary name,), ("scale", factor), ("add", k) / ("mul", k) with inputs[k],
-    ("affine",) with affines[i] = (scale, shift) per channel (dim 1).
+    Steps: (unary name,), (name, factor) of a "float" step, (name, k) of an "input" step with
+    inputs[k] (broadcast), ("affine",) of a "params" step with affines[i] = (scale, shift) per
+    channel (dim 1).
     """
     inplace_ok = not _needs_grad(*inputs, *(t for pair in affines.values() for t in pair))
     acc = inputs[0]
     fresh = False  # acc is our own tensor (never an input): safe to update in place
     for i, step in enumerate(steps):
-        kind = step[0]
-        inplace = inplace_ok and fresh
-        if kind in UNARY:
-            acc = activation(acc, kind, inplace)
-        elif kind == "scale":
-            acc = acc.mul_(step[1]) if inplace else acc * step[1]
-        elif kind in ("add", "mul"):
+        d = get_step(step[0])
+        inplace = inplace_ok and fresh and d.cpu_inplace is not None
+        operands: tuple[Any, ...] = ()
+        if d.operand == "float":
+            operands = (step[1],)
+        elif d.operand == "input":
             other = inputs[step[1]]
-            grows = torch.broadcast_shapes(acc.shape, other.shape) != acc.shape
-            if inplace and not grows:
-                acc = acc.add_(other) if kind == "add" else acc.mul_(other)
-            else:
-                acc = acc + other if kind == "add" else acc * other
-        elif kind == "affine":
+            inplace = inplace and torch.broadcast_shapes(acc.shape, other.shape) == acc.shape
+            operands = (other,)
+        elif d.operand == "params":
             scale, shift = affines[i]
-            s, b = _channel_view(scale, acc.dim()), _channel_view(shift, acc.dim())
-            acc = acc.mul_(s).add_(b) if inplace else torch.addcmul(b, acc, s)
-        else:
-            raise ValueError(f"unknown pointwise step {kind!r}")
+            operands = (_channel_view(scale, acc.dim()), _channel_view(shift, acc.dim()))
+        acc = d.cpu_inplace(acc, *operands) if inplace else d.cpu(acc, *operands)
         fresh = True
     return acc
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from archgraph.codegen.kernels.cuda import dispatch
+from archgraph.codegen.runtimes import runtime_of
 from torch import nn
 
 from archgraph.ir.types import TensorType
@@ -96,8 +97,9 @@ def make_group(op: str, args: dict[str, Any], ins: list[TensorType], dtype: torc
                seed: int) -> tuple[nn.Module, dict[str, Tensor]]:  # fmt: skip
     """The fused op's module with random state (scales positive, like a batchnorm's)."""
     opdef = get_op(op)
-    assert opdef.module is not None
-    module = opdef.module(args, ins)
+    make_module = runtime_of(op).module
+    assert make_module is not None
+    module = make_module(args, ins)
     gen = torch.Generator().manual_seed(seed)
     state = {}
     for name, spec in opdef.params(args, ins).items():

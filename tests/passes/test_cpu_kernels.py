@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from archgraph.codegen.kernels import cpu
+from archgraph.codegen.runtimes import FusedConv2d, FusedLinear, FusedPointwise
 
 from archgraph.ir.types import TensorType
-from archgraph.ops.fused import STEPS, UNARY_STEPS, FusedPointwise
-from archgraph.ops.fused_conv import ACTIVATIONS, FusedConv2d, FusedLinear
-from archgraph.ops.registry import get_op
+from archgraph.ops.fused import unary_steps
+from archgraph.ops.fused_conv import ACTIVATIONS
+from archgraph.ops.registry import get_op, pointwise_steps
 from tests.reference import TORCH_ACTIVATIONS
 
 REFERENCE = {**TORCH_ACTIVATIONS, "none": lambda t: t}
@@ -24,10 +25,14 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+UNARY_STEPS = unary_steps()
+
+
 def test_every_step_has_a_cpu_path_and_a_reference() -> None:
-    assert set(UNARY_STEPS) == set(cpu.UNARY)
+    assert set(UNARY_STEPS) == set(TORCH_ACTIVATIONS)
+    assert all(pointwise_steps()[u].cpu_inplace is not None for u in UNARY_STEPS)
     assert set(ACTIVATIONS) == set(REFERENCE)
-    assert {s.operand for s in STEPS.values()} == {"", "float", "input", "params"}
+    assert {s.operand for s in pointwise_steps().values()} == {"", "float", "input", "params"}
 
 
 @pytest.mark.parametrize("grad", [False, True])

@@ -159,6 +159,7 @@ def apply(cg: ChannelGraph, dropped_roots: set[int], dropped_heads: dict[str, se
             weights[h.key] = _take(weights[h.key], h.dim, np.asarray(rows))
     rw = Rewriter(graph)
     rw.weights = weights
+    inputs = set(graph.inputs)
     for node in graph.nodes():
         args = dict(node.args)
         rule, ch = cg.rules[node.id], cg.channels[node.id]
@@ -171,7 +172,7 @@ def apply(cg: ChannelGraph, dropped_roots: set[int], dropped_heads: dict[str, se
                 kept = int((~dead[cg.roots(ch.ids)]).sum())
                 if kept != len(ch.ids):
                     args = rule.resize(args, kept)
-        if node.op != "input":
+        if node.id not in inputs:
             rw.put(rw.make(node.id, node.op, node.inputs, **args))
     try:
         return rw.build()

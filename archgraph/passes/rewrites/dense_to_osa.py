@@ -21,8 +21,7 @@ from archgraph.passes.rewrite import Rewriter
 
 
 def _is_channel_concat(rw: Rewriter, node_id: str) -> bool:
-    node = rw[node_id]
-    return node.op == "concat" and node.args["dim"] % node.type.rank == 1 and node.type.rank == 4
+    return rw.concats_channels(node_id) and rw[node_id].type.rank == 4
 
 
 def _ancestors(rw: Rewriter, node_id: str, stop: set[str]) -> set[str]:
@@ -102,8 +101,9 @@ def dense_to_osa(graph: Graph, *, seed: int = 0) -> tuple[Graph, int]:
             rw.put(node.evolve(inputs=tuple(act.id if s == cat else s for s in node.inputs)))
         if was_output:
             rw.outputs = [act.id if o == cat else o for o in rw.outputs]
+    inputs = set(graph.inputs)
     for node in rw.order():  # the layers' inputs narrowed: infer every type again
-        if node.op != "input":
+        if node.id not in inputs:
             rw.put(rw.make(node.id, node.op, node.inputs, **node.args))
     out = rw.build()
     source_weights = graph.weights

@@ -4,7 +4,7 @@ Kernels are built from these trees, never from strings pasted together, so that 
 the C renderer prints can be evaluated on the host: float expressions over torch tensors (the
 host path of a kernel), integer index expressions over int64 tensors (the addresses a kernel
 reads and writes). Float expressions come from the registry's pointwise steps
-(archgraph.ops.fused.STEPS, C expressions such as "fmaxf(x, 0.0f)"), parsed here; their
+(the ops' PointwiseStep.expr, C expressions such as "fmaxf(x, 0.0f)"), parsed here; their
 derivatives, for the backward kernels, are derived symbolically (`diff`).
 """
 

@@ -25,6 +25,8 @@ from archgraph.codegen.kernels.cuda.pointwise import (
 from archgraph.codegen.kernels.cuda.preamble import PREAMBLE
 from archgraph.codegen.kernels.cuda.rowwise import RowKernel
 
+from archgraph.ops.registry import get_step
+
 Kernel = PointwiseKernel | RowKernel
 
 
@@ -34,12 +36,10 @@ Kernel = PointwiseKernel | RowKernel
 def steps_chain(steps: Sequence[tuple[Any, ...]], n_inputs: int) -> Chain:
     """A fused_pointwise group: operands are its inputs, then (scale, shift) of each affine
     step in order (per-channel vectors along dim 1)."""
-    from archgraph.ops.fused import STEPS
-
     names = [f"in{k}" for k in range(n_inputs)]
     out = []
     for i, step in enumerate(steps):
-        kind = STEPS[step[0]].operand
+        kind = get_step(step[0]).operand
         if kind == "":
             out.append(Step(step[0]))
         elif kind == "float":

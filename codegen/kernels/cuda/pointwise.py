@@ -3,7 +3,8 @@ rendered to CUDA C (forward, and backward by symbolic differentiation) and run o
 the very same program.
 
 A `Chain` is what a fused group computes: a running value that starts as operand 0 and goes
-through steps (archgraph.ops.fused.STEPS: relu, gelu, [add, k], [affine], ...), each step's
+through steps (declared by their ops, archgraph.ops.registry.PointwiseStep: relu, gelu,
+[add, k], [affine], ...), each step's
 variables bound to operands (inputs, per-channel vectors viewed to broadcast) or constants.
 A `Program` is the straight-line code of one kernel thread: loads, SSA assignments of
 `expr` trees, stores. A `PointwiseKernel` places a program on an iteration (index.py) and
@@ -22,6 +23,8 @@ from archgraph.codegen.kernels.cuda.index import TORCH_DTYPES, Iteration, Layout
 from archgraph.codegen.kernels.cuda.naming import HashNamed
 from archgraph.codegen.kernels.cuda.preamble import C_TYPES, ITEM_BYTES
 
+from archgraph.ops.registry import get_step
+
 VEC = 4  # elements per thread in vectorized kernels (16 bytes of fp32, 8 of fp16/bf16)
 THREADS = 256
 INT32_LIMIT = 2**31 - 1
@@ -29,10 +32,8 @@ INT32_LIMIT = 2**31 - 1
 
 @cache
 def step_expr(name: str) -> E.Expr:
-    """The registry's C expression of a pointwise step, parsed (archgraph.ops.fused.STEPS)."""
-    from archgraph.ops.fused import STEPS
-
-    return E.parse(STEPS[name].expr)
+    """The C expression a pointwise step's op declares, parsed (archgraph.ops.registry)."""
+    return E.parse(get_step(name).expr)
 
 
 @dataclass(frozen=True)
