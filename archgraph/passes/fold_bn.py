@@ -8,7 +8,8 @@ Value-dependent: it reads the bound weights (scale and bias in float64, stored i
 dtype).
 The folded layer keeps the conv's id and state_dict keys (it gains a bias when it had none);
 the batchnorm's consumers read the conv. Applies when the layer's only consumer is the
-batchnorm, and for linear only over [N, features] (batchnorm's channels are dim 1).
+batchnorm, and for linear only over [N, features] (batchnorm's channels are dim 1); never to a
+layer or batchnorm whose parameters are shared (archgraph.ir.sharing).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def fold_bn(graph: Graph) -> tuple[Graph, Change]:
             continue
         layer = rw[node.inputs[0]]
         if layer.op not in LAYERS or rw.only_consumer(layer.id) != node.id:
+            continue
+        if rw.shares_params(layer.id) or rw.shares_params(node.id):
             continue
         affine = _affine_of(rw, node)
         if affine is None:

@@ -6,6 +6,7 @@ linear_fused node (archgraph.ops.fused_conv):
 - prologue (conv2d): a batchnorm, optionally followed by a ReLU, that only feeds the conv
   (DenseNet's BN-ReLU-conv).
 
+Layers and batchnorms with shared parameters (archgraph.ir.sharing) are left alone.
 The fused node keeps the conv's id and weights (the prologue batchnorm becomes `pre_scale` /
 `pre_shift`); consumers of the last absorbed node read it instead.
 """
@@ -42,6 +43,8 @@ def _prologue(rw: Rewriter, conv: Node) -> tuple[str, Node, str] | None:
     consumer = conv.id if act == "none" else conv.inputs[0]
     if x.op != "batchnorm" or x.type.rank != 4 or rw.only_consumer(x.id) != consumer:
         return None
+    if rw.shares_params(x.id):
+        return None
     return x.inputs[0], x, act
 
 
@@ -71,7 +74,7 @@ def fuse_conv(graph: Graph) -> tuple[Graph, Change]:
         if node_id not in rw:
             continue
         layer = rw[node_id]
-        if layer.op not in FUSED_OF:
+        if layer.op not in FUSED_OF or rw.shares_params(layer.id):
             continue
         source, pre = layer.inputs[0], None
         if layer.op == "conv2d":

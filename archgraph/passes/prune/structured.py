@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from archgraph.errors import GraphError
+from archgraph.errors import ArchgraphError, GraphError
 from archgraph.ir.graph import Graph
+from archgraph.ir.sharing import sharers
 from archgraph.ir.weights import bind_weights
 from archgraph.passes.prune.analysis import ChannelGraph, HeadSlice, analyze
 from archgraph.passes.rewrite import Rewriter
@@ -180,6 +181,21 @@ def apply(cg: ChannelGraph, dropped_roots: set[int], dropped_heads: dict[str, se
         raise
 
 
+def _refuse_shared(graph: Graph) -> None:
+    """Channels of parameters several nodes use would have to be chosen for all of them at
+    once, which the channel analysis (one node, one set of parameters) cannot do: refuse."""
+    for target, users in sharers(graph).items():
+        node = graph[users[0]]
+        raise ArchgraphError(
+            f"cannot prune channels: this node uses the parameters of '{target}'",
+            node=node.id,
+            loc=node.loc,
+            expected="a graph whose nodes own their parameters",
+            found=f"{len(users)} node(s) sharing '{target}' ({', '.join(users[:3])})",
+            hint="remove `share:` to prune channels, or prune single weights: --prune weights=RATIO",
+        )
+
+
 def prune_channels(
     graph: Graph,
     ratio: float,
@@ -198,6 +214,7 @@ def prune_channels(
     check_ratio("channels", ratio)
     check_choice("importance", importance, IMPORTANCES)
     check_choice("scope", scope, SCOPES)
+    _refuse_shared(graph)
     if graph.weights is None:
         graph = bind_weights(graph.copy(), seed=seed)
     before = measure(graph)
