@@ -24,6 +24,7 @@ from archgraph.errors import ArchgraphError, GraphError
 from archgraph.ir.graph import Graph
 from archgraph.ir.sharing import sharers
 from archgraph.ir.weights import bind_weights
+from archgraph.ops.registry import get_op
 from archgraph.passes.prune.analysis import ChannelGraph, HeadSlice, analyze
 from archgraph.passes.rewrite import Rewriter
 from archgraph.passes.rewrites.report import ArchReport, measure
@@ -196,6 +197,26 @@ def _refuse_shared(graph: Graph) -> None:
         )
 
 
+def _refuse_opaque(cg: ChannelGraph) -> None:
+    """Nothing can be pruned: when a layer with parameters but no channel rule is why, say so
+    at that node rather than reporting an empty pruning."""
+    for node in cg.graph.nodes():
+        if cg.rules[node.id] is not None or node.share is not None:
+            continue
+        ins = [cg.graph[i].type for i in node.inputs]
+        keys = list(get_op(node.op).params(node.args, ins))
+        if keys:
+            raise ArchgraphError(
+                f"cannot prune channels: op '{node.op}' has no channel rule, and no other "
+                "channel of the network can be removed",
+                node=node.id,
+                loc=node.loc,
+                expected="layers whose channels pruning can follow (conv2d, linear, ...)",
+                found=f"'{node.id}' ({node.op}) with parameters {', '.join(keys)}",
+                hint="prune single weights instead: --prune weights=RATIO",
+            )
+
+
 def prune_channels(
     graph: Graph,
     ratio: float,
@@ -220,6 +241,8 @@ def prune_channels(
     before = measure(graph)
     cg = analyze(graph)
     found = layers(cg)
+    if not found:
+        _refuse_opaque(cg)
     drop = select(found, scores(cg, found, importance, seed), ratio, scope)
     roots = {u for li, layer in enumerate(found) if layer.kind == "channels" for u in drop[li]}
     heads = {layer.key[0]: drop[li] for li, layer in enumerate(found) if layer.kind == "heads"}
