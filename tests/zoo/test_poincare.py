@@ -14,8 +14,6 @@ import archgraph
 from archgraph import Builder
 from archgraph.cli import main
 
-torch.set_default_dtype(torch.float32)
-
 
 def _single(op: str, shape: list[int], batch: int = 4, n_inputs: int = 1, **args):
     b = Builder(op, batch=batch)
