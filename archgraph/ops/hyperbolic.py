@@ -154,9 +154,9 @@ _C = {"c": Arg(FLOAT, 1.0, doc="curvature magnitude: the ball has radius 1/sqrt(
 
 
 def _check_c(args: dict[str, Any]) -> None:
-    if args["c"] <= 0:
+    if not 0 < args["c"] < math.inf:
         raise ShapeMismatch(
-            "the curvature c must be positive", expected="c > 0", found=str(args["c"])
+            "the curvature c must be positive", expected="a finite c > 0", found=str(args["c"])
         )
 
 

@@ -143,10 +143,10 @@ def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
             expected=f"1 <= top_k <= num_experts ({e})",
             found=f"top_k={k}",
         )
-    if args["hidden"] < 1 or args["capacity_factor"] <= 0:
+    if args["hidden"] < 1 or not 0 < args["capacity_factor"] < math.inf:
         raise ShapeMismatch(
             "hidden and capacity_factor must be positive",
-            expected="hidden >= 1, capacity_factor > 0",
+            expected="hidden >= 1, a finite capacity_factor > 0",
             found=f"hidden={args['hidden']}, capacity_factor={args['capacity_factor']}",
         )
     return x
