@@ -14,6 +14,7 @@ from typing import Any
 from archgraph.blocks.registry import BlockDef, get_block
 from archgraph.errors import ArchgraphError, Loc, SpecError
 from archgraph.ir.graph import Graph, Node
+from archgraph.ir.sharing import check_share
 from archgraph.ir.types import TensorType
 from archgraph.ir.validate import validate
 from archgraph.ops.registry import ShapeMismatch, get_op
@@ -132,9 +133,18 @@ class Builder:
         return self.node("input", name=name, loc=loc, shape=[self.batch, *shape], dtype=dtype)
 
     def node(
-        self, op: str, *inputs: Value, name: str | None = None, loc: Loc | None = None, **args: Any
+        self,
+        op: str,
+        *inputs: Value,
+        name: str | None = None,
+        loc: Loc | None = None,
+        share: str | None = None,
+        **args: Any,
     ) -> Value:
-        """Add one op node; returns its output. Raises SpecError located at `loc`."""
+        """Add one op node; returns its output. Raises SpecError located at `loc`.
+
+        share: the full id of an earlier node of the same op and arguments whose parameters
+        this node uses (archgraph.ir.sharing); the state_dict holds them once, under that id."""
         loc = loc or _caller_loc()
         node_id = self.qualify(name) if name is not None else self._fresh(op)
         try:
@@ -144,6 +154,8 @@ class Builder:
             opdef.check_arity(len(inputs))
             norm = opdef.normalize_args(args)
             out = opdef.infer(norm, [v.type for v in inputs])
+            node = Node(node_id, op, tuple(v.id for v in inputs), norm, out, loc, share)
+            check_share(self.graph, node)
         except ShapeMismatch as e:
             found = e.found
             if e.input_index is not None and e.input_index < len(inputs):
@@ -154,7 +166,7 @@ class Builder:
             ) from None
         except ArchgraphError as e:
             raise e.located(loc, node_id) from None
-        self.graph.add(Node(node_id, op, tuple(v.id for v in inputs), norm, out, loc))
+        self.graph.add(node)
         return Value(node_id, out)
 
     def block(

@@ -27,6 +27,7 @@ class _Emitter:
     def __init__(self, graph: fx.Graph) -> None:
         self.graph = graph
         self.ir_id = ""
+        self.param_owner = ""
 
     def _create(self, kind: str, target: Any, args: tuple, kwargs: dict | None) -> fx.Node:
         node = self.graph.create_node(
@@ -45,10 +46,11 @@ class _Emitter:
         return self._create("call_module", target, args, None)
 
     def own_tensor(self) -> fx.Node:
-        """A get_attr of the tensor installed at the node id; its fx name leaves the node id
-        itself to the node that produces the IR value."""
+        """A get_attr of the tensor installed at the node id (the shared node's id for a node
+        that shares parameters); its fx name leaves the node id itself to the node that
+        produces the IR value."""
         name = f"{self.ir_id.replace('.', '_')}_tensor"
-        node = self.graph.create_node("get_attr", self.ir_id, name=name)
+        node = self.graph.create_node("get_attr", self.param_owner, name=name)
         node.meta["ir_id"] = self.ir_id
         return node
 
@@ -102,7 +104,7 @@ def lower(graph: Graph, *, copy_weights: bool = True) -> fx.GraphModule:
     values: dict[str, fx.Node] = {}
     inputs = set(graph.inputs)
     for node in graph.nodes():
-        emit.ir_id = node.id
+        emit.ir_id, emit.param_owner = node.id, node.param_owner
         if node.id in inputs:
             values[node.id] = emit._create("placeholder", node.id.replace(".", "_"), (), None)
             continue
@@ -113,12 +115,15 @@ def lower(graph: Graph, *, copy_weights: bool = True) -> fx.GraphModule:
             runtime = runtime_of(node.op)  # a data-only op (the fused ops): the back end's
             make_module, lower_fn = runtime.module, runtime.lower
         if make_module is not None:
-            _install(root, node.id, make_module(node.args, [graph[i].type for i in node.inputs]))
-            values[node.id] = emit.module(node.id, tuple(xs))
+            if node.share is None:  # a sharing node calls its target's module
+                _install(
+                    root, node.id, make_module(node.args, [graph[i].type for i in node.inputs])
+                )
+            values[node.id] = emit.module(node.param_owner, tuple(xs))
         else:
             assert lower_fn is not None
             own = op.params(node.args, [graph[i].type for i in node.inputs]).get("")
-            if own is not None:
+            if own is not None and node.share is None:
                 _install(root, node.id, own)
             values[node.id] = lower_fn(emit, node.args, xs)
     outs = [values[o] for o in graph.outputs]

@@ -22,6 +22,12 @@ class Node:
     args: dict[str, Any]
     type: TensorType
     loc: Loc | None = None
+    share: str | None = None  # the node whose parameters this one uses (archgraph.ir.sharing)
+
+    @property
+    def param_owner(self) -> str:
+        """The id under which this node's parameters live: its own, or the shared node's."""
+        return self.share or self.id
 
     @property
     def scope(self) -> str:

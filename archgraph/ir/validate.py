@@ -8,6 +8,7 @@ import networkx as nx
 
 from archgraph.errors import ArchgraphError, GraphError
 from archgraph.ir.graph import Graph
+from archgraph.ir.sharing import check_shared
 from archgraph.ops.registry import ShapeMismatch, get_op
 
 
@@ -49,3 +50,4 @@ def validate(graph: Graph) -> None:
                 expected=str(inferred),
                 found=str(node.type),
             )
+    check_shared(graph)

@@ -19,6 +19,8 @@ def param_specs(graph: Graph) -> dict[str, ParamSpec]:
     """Every parameter and buffer of the graph, in node order, keyed like a state_dict."""
     specs: dict[str, ParamSpec] = {}
     for node in graph.nodes():
+        if node.share is not None:  # its parameters are its target's (archgraph.ir.sharing)
+            continue
         ins = [graph[i].type for i in node.inputs]
         for name, spec in get_op(node.op).params(node.args, ins).items():
             specs[param_key(node.id, name)] = spec

@@ -159,10 +159,15 @@ class Cost:
 
     FLOPs: every floating-point operation, 2 per MAC plus the pointwise and reduction work
     (normalization, activations, pooling, softmax), so FLOPs >= 2 * MACs.
+
+    inactive_params: of the node's trainable parameters, how many a token does not use (the
+    experts a mixture-of-experts layer does not route it to); the profiler's active params are
+    the params less these.
     """
 
     macs: int = 0
     flops: int = 0
+    inactive_params: int = 0
 
 
 class ShapeMismatch(Exception):

@@ -10,7 +10,8 @@ dtype).
 The folded layer keeps the conv's id and state_dict keys (it gains a bias when it had none);
 the batchnorm's consumers read the conv. Applies when the layer's only consumer is the
 batchnorm, and when the affine's channels are the layer's output channels (for linear only over
-[N, features]: batchnorm's channels are dim 1); a uniform affine (axis None) folds into any.
+[N, features]: batchnorm's channels are dim 1); a uniform affine (axis None) folds into any; never to a
+layer or affine whose parameters are shared (archgraph.ir.sharing).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def fold_bn(graph: Graph) -> tuple[Graph, Change]:
         if target is None:
             continue
         layer, channels = target
+        if rw.shares_params(layer.id) or rw.shares_params(node.id):
+            continue
         fold_into(rw, layer, *node_affine(rw, node, channels))
         rw.bypass(node.id, layer.id)
         folded.append(node.id)

@@ -9,6 +9,7 @@ form:
   on dim 1: an eval-mode batchnorm), optionally followed by an activation the form's
   `pre_activation` takes (ReLU), that only feeds the conv (DenseNet's BN-ReLU-conv).
 
+Layers and affines with shared parameters (archgraph.ir.sharing) are left alone.
 The fused node keeps the conv's id and weights (the prologue's affine becomes `pre_scale` /
 `pre_shift`); consumers of the last absorbed node read it instead.
 """
@@ -46,6 +47,8 @@ def _prologue(rw: Rewriter, conv: Node, fused: OpDef) -> tuple[str, Node, str] |
         return None
     if rw.only_consumer(x.id) != consumer:
         return None
+    if rw.shares_params(x.id):
+        return None
     return x.inputs[0], x, act
 
 
@@ -82,7 +85,7 @@ def fuse_conv(graph: Graph) -> tuple[Graph, Change]:
             continue
         layer = rw[node_id]
         form = get_op(layer.op).fused
-        if form is None:
+        if form is None or rw.shares_params(layer.id):
             continue
         fused = get_op(form)
         source, pre = layer.inputs[0], None

@@ -11,7 +11,7 @@ declares how its outputs stack (OpDef.stack: output dim, width arg):
   channel.
 
 Only layers alike in everything but their width merge (same bias, activation, prepack; no
-residual input; no prologue). The merged layer gets a new id, the members' ids joined under
+residual input; no prologue; no shared parameters). The merged layer gets a new id, the members' ids joined under
 their common scope (`mixed_5b.branch0_conv__branch1_0_conv`); each member's id becomes the
 narrow that hands its slice to its consumers, so they are unchanged.
 """
@@ -88,7 +88,7 @@ def _horizontal(graph: Graph, eligible: Callable[[Node], bool], dim: int) -> tup
     rw = Rewriter(graph)
     groups: dict[tuple[str, str, str], list[Node]] = {}
     for node in rw.order():
-        if not eligible(node):
+        if not eligible(node) or rw.shares_params(node.id):
             continue
         width = _width(node)
         rest = repr(sorted((k, v) for k, v in node.args.items() if k != width))

@@ -40,6 +40,7 @@ class Rewriter:
         self.weights: dict[str, torch.Tensor] = dict(graph.weights or {})
         self.outputs = list(graph.outputs)
         self._counter = itertools.count(1)
+        self._shared = {i for n in self.nodes.values() if n.share for i in (n.id, n.share)}
 
     # ---- queries --------------------------------------------------------------------------
     def __getitem__(self, node_id: str) -> Node:
@@ -75,6 +76,11 @@ class Rewriter:
         rule = rule_of(dict(node.args), [self.nodes[i].type for i in node.inputs])
         return rule.kind == "concat" and node.args["dim"] % node.type.rank == 1
 
+    def shares_params(self, node_id: str) -> bool:
+        """Whether the node uses another node's parameters or another node uses its
+        (archgraph.ir.sharing): passes that change one node's parameters or op leave it alone."""
+        return node_id in self._shared
+
     def weight(self, node_id: str, name: str) -> torch.Tensor:
         return self.weights[param_key(node_id, name)]
 
@@ -91,8 +97,9 @@ class Rewriter:
         norm = opdef.normalize_args(args)
         ins = [self.nodes[i].type for i in inputs]
         out: TensorType = opdef.infer(norm, ins)
-        loc = self.nodes[node_id].loc if node_id in self.nodes else None
-        return Node(node_id, op, tuple(inputs), norm, out, loc)
+        old = self.nodes.get(node_id)
+        loc, share = (old.loc, old.share) if old is not None else (None, None)
+        return Node(node_id, op, tuple(inputs), norm, out, loc, share)
 
     # ---- editing --------------------------------------------------------------------------
     def put(self, node: Node, after: str | None = None) -> Node:

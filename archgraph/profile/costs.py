@@ -2,6 +2,8 @@
 IR types and the op's ParamSpecs (so no op file needs a second rule for memory traffic).
 
 Definitions (docs/profile-json.md has the whole schema):
+  params        trainable parameters the node owns (a node sharing another's owns none)
+  active_params the params one token uses (a mixture of experts: the gate and top-k experts)
   macs          multiply-accumulates of conv, linear, matmul and attention work (the op's rule)
   matmul_flops  2 * macs: one multiply and one add per MAC, what torch.utils.flop_counter counts
   other_flops   pointwise, normalization, softmax and pooling work (flop counters leave it out)
@@ -43,6 +45,12 @@ class NodeCost:
     weight_bytes: int = 0  # parameters and buffers the node owns
     conv_mac: int | None = None  # ShuffleNet V2 / VoVNet memory access cost, in elements
     reason: str = ""  # why macs/flops are None
+    active_params: int | None = None  # params a token uses (MoE: its top-k experts); None: all
+
+    @property
+    def params_per_token(self) -> int:
+        """Trainable parameters one token's computation uses (active params)."""
+        return self.params if self.active_params is None else self.active_params
 
     @property
     def counted(self) -> bool:
@@ -99,20 +107,25 @@ def node_cost(graph: Graph, node: Node) -> NodeCost:
     op = get_op(node.op)
     ins = [graph[i].type for i in node.inputs]
     specs = op.params(node.args, ins)
+    owned = node.share is None  # a node sharing parameters reads its target's, owns none
+    params = sum(s.numel for s in specs.values() if s.trainable) if owned else 0
     cost, reason = _apply_rule(op, node, graph)
     weight_bytes = sum(_nbytes(s) for s in specs.values())
     return NodeCost(
         id=node.id,
         op=node.op,
         shape=node.type.shape,
-        params=sum(s.numel for s in specs.values() if s.trainable),
+        params=params,
         macs=None if cost is None else cost.macs,
         flops=None if cost is None else cost.flops,
         out_bytes=node.type.nbytes,
         bytes_read=sum(t.nbytes for t in ins) + weight_bytes,
-        weight_bytes=weight_bytes,
+        weight_bytes=weight_bytes if owned else 0,
         conv_mac=_conv_mac(node, graph, specs),
         reason=reason,
+        active_params=params - cost.inactive_params
+        if cost and cost.inactive_params and owned
+        else None,
     )
 
 
@@ -143,4 +156,5 @@ def totals(costs: list[NodeCost]) -> NodeCost:
         weight_bytes=sum(c.weight_bytes for c in costs),
         conv_mac=sum(conv) if conv else None,
         reason=", ".join(c.id for c in costs if not c.counted),
+        active_params=sum(c.params_per_token for c in costs),
     )

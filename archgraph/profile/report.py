@@ -118,6 +118,7 @@ class Profile:
             "threads": self.threads,
             "params": total.params,
             "module_params": self.module_params,
+            "active_params": total.active_params,
             "macs": total.macs,
             "flops": total.flops,
             "matmul_flops": 2 * total.macs,
@@ -299,6 +300,8 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
         if data["module_params"] is not None
         else f"params {data['params']:,} | ",
     ]
+    if data.get("active_params", data["params"]) != data["params"]:
+        lines[0] += f"active params {data['active_params']:,} per token (MoE: top-k experts) | "
     lines[0] += (
         f"MACs {human(data['macs'])} | FLOPs {human(data['flops'])} = matmul {human(data['matmul_flops'])} "
         f"(2 per MAC) + other {human(data['other_flops'])} (pointwise, norm, softmax, pooling) | "

@@ -91,6 +91,8 @@ def graph_to_spec(graph: Graph) -> dict[str, Any]:
             "op": node.op,
             "in": node.inputs[0] if len(node.inputs) == 1 else list(node.inputs),
         }
+        if node.share is not None:
+            entry["share"] = node.share
         for key, value in explicit(node.args, opdef.args).items():
             if opdef.args[key].kind is PAIR and value[0] == value[1]:
                 value = value[0]  # `kernel_size: 3`, as people write it

@@ -16,7 +16,8 @@ Spec layout::
 
 Entry keys: `op` or `block`; `in` (a name or a list; default: the previous entry, or the scope's
 first input); `repeat` (blocks); `when` (false turns the entry into a pass-through of its first
-input); every other key is an argument. Names may be used before they are defined (entries are
+input); `share` (ops: the full id of an earlier node whose parameters this one uses,
+archgraph.ir.sharing); every other key is an argument. Names may be used before they are defined (entries are
 ordered by their wiring), so a cycle is reported, not silently broken.
 
 `repeat: N` calls the block N times in a chain, as `<entry>.0` ... `<entry>.<N-1>`;
@@ -55,7 +56,7 @@ from archgraph.spec.yaml_source import LDict, LList
 
 FORMAT_VERSION = 1
 TOP_KEYS = ("archgraph", "name", "description", "params", "inputs", "blocks", "nodes", "outputs")
-ENTRY_KEYS = ("op", "block", "in", "repeat", "when")
+ENTRY_KEYS = ("op", "block", "in", "repeat", "when", "share")
 TEMPLATE_KEYS = ("params", "inputs", "nodes", "output", "description")
 REPEAT_KEYS = ("count", "start", "prefix")
 INPUT_KEYS = ("shape", "dtype")
@@ -312,7 +313,18 @@ class _Interpreter:
                         node=node_id,
                     )
                 op = _expect(entry["op"], str, "`op`", entry.loc_of("op"), "an op name")
-                return b.node(op, *ins, name=name, loc=loc, **self._args(entry, env))
+                share = None
+                if "share" in entry:
+                    share = self.resolve(entry["share"], env, entry.loc_of("share"))
+                    _expect(share, str, "`share`", entry.loc_of("share"), "a node id")
+                return b.node(op, *ins, name=name, loc=loc, share=share, **self._args(entry, env))
+            if "share" in entry:
+                raise SpecError(
+                    "`share` applies to ops",
+                    hint="a block that shares weights takes an argument for it (widenet_block)",
+                    loc=entry.loc_of("share"),
+                    node=node_id,
+                )
             return self._call_block(b, name, entry, ins, env, loc)
         except ArchgraphError as e:
             if e.node == node_id and e.field in entry:

@@ -64,6 +64,7 @@ def _entry_keys() -> dict[str, Any]:
 def _op_rule(name: str) -> dict[str, Any]:
     op = get_op(name)
     props = {**_entry_keys(), "op": {"const": name}}
+    props["share"] = {"type": "string", "description": "the id of a node whose parameters to use"}
     props.update({k: _arg_schema(a) for k, a in op.args.items() if k not in ENTRY_KEYS})
     required = ["op", *(k for k, a in op.args.items() if a.required)]
     return {

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from archgraph.errors import GraphError
+from archgraph.errors import ArchgraphError, GraphError
 from archgraph.ir.graph import Graph
+from archgraph.ir.sharing import sharers
 from archgraph.ir.weights import bind_weights
+from archgraph.ops.registry import get_op
 from archgraph.passes.prune.analysis import ChannelGraph, HeadSlice, analyze
 from archgraph.passes.rewrite import Rewriter
 from archgraph.passes.rewrites.report import ArchReport, measure
@@ -181,6 +183,41 @@ def apply(cg: ChannelGraph, dropped_roots: set[int], dropped_heads: dict[str, se
         raise
 
 
+def _refuse_shared(graph: Graph) -> None:
+    """Channels of parameters several nodes use would have to be chosen for all of them at
+    once, which the channel analysis (one node, one set of parameters) cannot do: refuse."""
+    for target, users in sharers(graph).items():
+        node = graph[users[0]]
+        raise ArchgraphError(
+            f"cannot prune channels: this node uses the parameters of '{target}'",
+            node=node.id,
+            loc=node.loc,
+            expected="a graph whose nodes own their parameters",
+            found=f"{len(users)} node(s) sharing '{target}' ({', '.join(users[:3])})",
+            hint="remove `share:` to prune channels, or prune single weights: --prune weights=RATIO",
+        )
+
+
+def _refuse_opaque(cg: ChannelGraph) -> None:
+    """Nothing can be pruned: when a layer with parameters but no channel rule is why, say so
+    at that node rather than reporting an empty pruning."""
+    for node in cg.graph.nodes():
+        if cg.rules[node.id] is not None or node.share is not None:
+            continue
+        ins = [cg.graph[i].type for i in node.inputs]
+        keys = list(get_op(node.op).params(node.args, ins))
+        if keys:
+            raise ArchgraphError(
+                f"cannot prune channels: op '{node.op}' has no channel rule, and no other "
+                "channel of the network can be removed",
+                node=node.id,
+                loc=node.loc,
+                expected="layers whose channels pruning can follow (conv2d, linear, ...)",
+                found=f"'{node.id}' ({node.op}) with parameters {', '.join(keys)}",
+                hint="prune single weights instead: --prune weights=RATIO",
+            )
+
+
 def prune_channels(
     graph: Graph,
     ratio: float,
@@ -199,11 +236,14 @@ def prune_channels(
     check_ratio("channels", ratio)
     check_choice("importance", importance, IMPORTANCES)
     check_choice("scope", scope, SCOPES)
+    _refuse_shared(graph)
     if graph.weights is None:
         graph = bind_weights(graph.copy(), seed=seed)
     before = measure(graph)
     cg = analyze(graph)
     found = layers(cg)
+    if not found:
+        _refuse_opaque(cg)
     drop = select(found, scores(cg, found, importance, seed), ratio, scope)
     roots = {u for li, layer in enumerate(found) if layer.kind == "channels" for u in drop[li]}
     heads = {layer.key[0]: drop[li] for li, layer in enumerate(found) if layer.kind == "heads"}
