@@ -15,9 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYER_OF = {
     "archgraph.errors": "base",
     "archgraph.ir": "ir",
-    # validation and weight binding read the op registry (shape rules, ParamSpecs)
+    # validation, weight binding and parameter sharing read the op registry (shape rules,
+    # ParamSpecs)
     "archgraph.ir.validate": "ops",
     "archgraph.ir.weights": "ops",
+    "archgraph.ir.sharing": "ops",
     "archgraph.ops": "ops",
     # analytic costs: the ops' cost rules summed over a graph (no measurement), which the
     # architecture-changing passes report as well as the profiler
