@@ -11,6 +11,8 @@ channels (those written so far) are defined. Every write goes to channels no ear
 prefix covers, so a prefix view taken from `buf_k` keeps its contents whatever runs later, and
 each buffer value is consumed only by the next write and by prefixes: the pass builds exactly
 this chain. `tag` names the block, so two buffers are never merged as equal expressions.
+With gradients the three are autograd Functions (archgraph.codegen.kernels.cpu), so a
+compiled module trains through its buffers without copies.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from torch import fx
 
+from archgraph.codegen.kernels import cpu
 from archgraph.codegen.kernels.cuda import dispatch
 from archgraph.ir.types import TensorType
 from archgraph.ops.registry import (
@@ -121,7 +124,7 @@ def _prefix_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
 
 
 def _prefix_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-    return emit.method("narrow", (xs[0], 1, 0, args["channels"]))
+    return emit.function(cpu.buffer_prefix, (xs[0], args["channels"]))
 
 
 BUFFER_PREFIX = register_op(

@@ -1,8 +1,9 @@
 """remove_identity: identity and dropout nodes go; their consumers read their input.
 
 Dropout is the identity in eval mode, the semantics -O1 and -O2 preserve (they build inference
-modules: batchnorm folding uses the running statistics too). A node whose consumer already
-reads its input as another operand stays (the IR has one edge per input pair).
+modules: batchnorm folding uses the running statistics too). Train-mode pipelines run
+remove_identity_train instead, which keeps dropout. A node whose consumer already reads its
+input as another operand stays (the IR has one edge per input pair).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from archgraph.passes.rewrite import Rewriter
 IDENTITY_OPS = ("identity", "dropout")
 
 
-def remove_identity(graph: Graph) -> tuple[Graph, Change]:
+def remove_identity(graph: Graph, ops: tuple[str, ...] = IDENTITY_OPS) -> tuple[Graph, Change]:
     rw = Rewriter(graph)
     removed = kept = 0
     for node_id in [n.id for n in rw.order()]:
         if node_id not in rw:
             continue
         node = rw[node_id]
-        if node.op not in IDENTITY_OPS:
+        if node.op not in ops:
             continue
         if rw.can_redirect(node.id, node.inputs[0]):
             rw.bypass(node.id, node.inputs[0])
@@ -36,4 +37,9 @@ def remove_identity(graph: Graph) -> tuple[Graph, Change]:
 
 REMOVE_IDENTITY = Pass(
     "remove_identity", "drop identity and (eval-mode) dropout nodes", remove_identity
+)
+REMOVE_IDENTITY_TRAIN = Pass(
+    "remove_identity_train",
+    "drop identity nodes (dropout stays: it acts in training)",
+    lambda graph: remove_identity(graph, ("identity",)),
 )
