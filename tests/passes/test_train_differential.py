@@ -1,0 +1,191 @@
+"""Gradient differential tests: a module compiled with mode="train" at -O1 and -O2 trains like
+the -O0 module of the same graph: same weights, same input, same dropout draws (torch's
+generator seeded before each step) -> the same loss, every parameter's gradient within 1e-4 of
+that gradient's scale (max |-O0 gradient|), the same batchnorm running statistics after the
+step, the same weights after SGD steps, and after .eval() the outputs -O0 computes in eval mode.
+
+The checks run in float64: training-mode batchnorm at batch 2 over few pixels makes the float32
+gradient ill-conditioned (torchvision's own resnet18 at 64 px differs from its float64 gradient
+by up to 30% in NCHW), which would hide a wrong pass behind rounding noise. Zoo specs are loaded
+at small image sizes and 10 classes, the whole architecture otherwise, to keep CI fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+
+import archgraph
+from archgraph import Graph
+from archgraph.passes.prune import attach_masks
+from archgraph.passes.prune.sparsity import prune_weights
+from archgraph.profile.measure import example_inputs
+from tests.passes.differential import outputs, scaled_error
+from tests.passes.random_graphs import random_graphs, random_weights
+
+TOLERANCE = 1e-4
+BATCH = 2
+# the smallest inputs each zoo spec takes whole (inception's valid convs need 75 px)
+IMAGE_SIZE = {"inception_resnet_v2": 75, "vit_small_patch16_224": 32, "pvt_v2_b0": 64}
+DTYPE = torch.float64
+
+
+def load_small(name: str, image_size: int | None = None) -> Graph:
+    if name == "autoint":
+        return archgraph.load(name, batch=BATCH)
+    params = {"image_size": image_size or IMAGE_SIZE.get(name, 32)}
+    if name != "densefpn":
+        params["num_classes"] = 10
+    return archgraph.load(name, batch=BATCH, **params)
+
+
+def compile_train(graph: Graph, level: int, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    module = archgraph.compile(graph, level, weights=weights, mode="train")
+    assert module.training
+    return module.to(DTYPE)
+
+
+def float_inputs(graph: Graph, seed: int = 0) -> list[torch.Tensor]:
+    return [
+        x.to(DTYPE) if x.is_floating_point() else x
+        for x in example_inputs(graph, seed=seed, batch=BATCH)
+    ]
+
+
+def loss_of(module: torch.nn.Module, inputs: Sequence[torch.Tensor], seed: int) -> torch.Tensor:
+    """A fixed random projection of every output (no symmetry for gradients to cancel in)."""
+    torch.manual_seed(seed)  # dropout draws
+    out = module(*inputs)
+    outs = out if isinstance(out, tuple) else (out,)
+    gen = torch.Generator().manual_seed(1234)
+    return sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum() for o in outs)
+
+
+def scale_error(got: torch.Tensor, ref: torch.Tensor, floor: float = 1e-30) -> float:
+    """max |got - ref| over max(max |ref|, floor); integer tensors must be equal."""
+    if ref.dtype == torch.int64:
+        return 0.0 if torch.equal(got, ref) else float("inf")
+    if not ref.numel():
+        return 0.0
+    return float((got - ref).abs().max()) / max(float(ref.abs().max()), floor)
+
+
+def grad_floor(grads: Sequence[torch.Tensor | None]) -> float:
+    """A gradient that is zero in exact arithmetic (a bias before a training batchnorm over one
+    pixel) is rounding noise: its scale is taken as at least 1e-9 of the largest gradient."""
+    return 1e-9 * max((float(g.abs().max()) for g in grads if g is not None), default=0.0)
+
+
+def check_train_step(graph: Graph, weights: dict[str, torch.Tensor], levels: Sequence[int]) -> None:
+    """One step at each level against -O0: loss, gradients, running statistics, eval outputs."""
+    inputs = float_inputs(graph)
+    ref = compile_train(graph, 0, weights)
+    ref_loss = loss_of(ref, inputs, seed=7)
+    if ref_loss.requires_grad:  # a random graph's outputs may read no parameter
+        ref_loss.backward()
+    ref_params = dict(ref.named_parameters())
+    floor = grad_floor([p.grad for p in ref_params.values()])
+    ref.eval()
+    ref_eval = outputs(ref, inputs)
+    for level in levels:
+        module = compile_train(graph, level, weights)
+        loss = loss_of(module, inputs, seed=7)
+        if loss.requires_grad:
+            loss.backward()
+        label = f"{graph.name} -O{level}"
+        assert scale_error(loss.detach(), ref_loss.detach()) <= TOLERANCE, label
+        params = dict(module.named_parameters())
+        # every parameter keeps its -O0 name; a parameter -O0 never reads (a dead node's) may go
+        assert set(params) <= set(ref_params), f"{label}: {set(params) - set(ref_params)}"
+        for key, p in ref_params.items():
+            if key not in params:
+                assert p.grad is None, f"{label}: '{key}' is read at -O0 but gone"
+                continue
+            if p.grad is None:
+                assert params[key].grad is None, f"{label}: '{key}' has a gradient only here"
+                continue
+            err = scale_error(params[key].grad, p.grad, floor)
+            assert err <= TOLERANCE, f"{label}: gradient of '{key}' off by {err:.2e}"
+        buffers = dict(module.named_buffers())
+        for key, b in ref.named_buffers():
+            assert key in buffers, f"{label}: buffer '{key}' is gone"
+            err = scale_error(buffers[key], b)
+            assert err <= TOLERANCE, f"{label}: buffer '{key}' off by {err:.2e} after the step"
+        module.eval()
+        err = scaled_error(outputs(module, inputs), ref_eval)
+        assert err <= TOLERANCE, f"{label}: eval-mode outputs after training off by {err:.2e}"
+
+
+@pytest.mark.parametrize("name", archgraph.zoo())
+def test_zoo_spec_trains_at_o1_and_o2_like_o0(name: str) -> None:
+    graph = load_small(name)
+    check_train_step(graph, random_weights(graph, seed=1), levels=(1, 2))
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(random_graphs())
+def test_random_graphs_train_through_every_level(graph: Graph) -> None:
+    check_train_step(graph, random_weights(graph, seed=2), levels=(1, 2))
+
+
+def sgd_steps(
+    module: torch.nn.Module, inputs: Sequence[torch.Tensor], steps: int, masks: dict | None = None
+) -> dict[str, torch.Tensor]:
+    opt = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    if masks is not None:
+        attach_masks(module, masks, opt)
+    for step in range(steps):
+        opt.zero_grad()
+        loss_of(module, inputs, seed=step).backward()
+        opt.step()
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+# Several steps amplify rounding through a training batchnorm over very few values (2 samples
+# x 1 pixel): the convolutional net trains on 64 px, where its last stage still has 2 x 2.
+@pytest.mark.parametrize(("name", "size"), [("resnet18", 64), ("vit_small_patch16_224", 32)])
+def test_sgd_steps_give_equal_weights(name: str, size: int) -> None:
+    graph = load_small(name, size)
+    weights = random_weights(graph, seed=3)
+    inputs = float_inputs(graph)
+    ref = sgd_steps(compile_train(graph, 0, weights), inputs, steps=3)
+    for level in (1, 2):
+        got = sgd_steps(compile_train(graph, level, weights), inputs, steps=3)
+        assert set(got) == set(ref)
+        for key, value in ref.items():
+            err = scale_error(got[key], value)
+            assert err <= TOLERANCE, f"-O{level}: '{key}' off by {err:.2e} after 3 steps"
+
+
+def test_masked_weights_stay_zero_through_fused_ops() -> None:
+    graph = load_small("resnet18", 64)
+    graph.weights = random_weights(graph, seed=4)
+    pruned, masks, _ = prune_weights(graph, 0.8, method="magnitude", scope="global")
+    inputs = float_inputs(graph)
+    ref = sgd_steps(compile_train(pruned, 0, pruned.weights), inputs, 3, masks)
+    module = compile_train(pruned, 2, pruned.weights)
+    fused = [n for n in module.meta["archgraph_ir"].nodes() if n.op == "conv2d_fused"]
+    assert fused, "the -O2 train module should compute its convs as fused ops"
+    got = sgd_steps(module, inputs, 3, masks)
+    for key, mask in masks.items():
+        assert torch.all(got[key][mask == 0] == 0), f"'{key}' has masked weights back"
+        assert torch.count_nonzero(got[key]) == torch.count_nonzero(mask)
+    for key, value in ref.items():
+        err = scale_error(got[key], value)
+        assert err <= TOLERANCE, f"'{key}' off by {err:.2e} after 3 masked steps"
+
+
+def test_train_mode_rejects_passes_that_are_not_train_safe() -> None:
+    graph = load_small("resnet18")
+    with pytest.raises(archgraph.SpecError, match="not train-safe"):
+        archgraph.compile(graph, 0, passes="fold_bn", mode="train")
+    with pytest.raises(archgraph.SpecError, match="compile mode"):
+        archgraph.compile(graph, 1, mode="training")
