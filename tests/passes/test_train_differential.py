@@ -189,3 +189,55 @@ def test_train_mode_rejects_passes_that_are_not_train_safe() -> None:
         archgraph.compile(graph, 0, passes="fold_bn", mode="train")
     with pytest.raises(archgraph.SpecError, match="compile mode"):
         archgraph.compile(graph, 1, mode="training")
+
+
+def test_train_pipelines_fuse_and_keep_training_behaviour() -> None:
+    """What the -O2 train pipeline makes of densenet121: training batchnorms fused with their
+    ReLU and recomputed before convs, dense blocks in buffers, convs fused; no folded BN."""
+    ir = archgraph.compile(load_small("densenet121"), 2, mode="train").meta["archgraph_ir"]
+    ops = [n.op for n in ir.nodes()]
+    assert "batchnorm" not in ops and ops.count("batchnorm_act") == 121
+    layer = ir["features.denseblock2.denselayer3.norm1"]
+    assert layer.args["activation"] == "relu" and layer.args["recompute"]
+    assert ir[layer.inputs[0]].op == "buffer_prefix"
+    assert ops.count("buffer_init") == 4 and "conv2d_fused" in ops
+    assert not any("pre_scale" in k for k in ir.weights)
+
+
+def test_attention_dropout_becomes_sdpa_with_dropout_only_in_training() -> None:
+    b = archgraph.Builder("attn", batch=BATCH)
+    q, k, v = (b.input(n, [2, 5, 4]) for n in "qkv")
+    kt = b.node("transpose", k, name="kt", dim0=-2, dim1=-1)
+    s = b.node("scale", b.node("matmul", q, kt, name="raw"), name="scores", factor=0.5)
+    p = b.node("dropout", b.node("softmax", s, name="probs", dim=-1), name="drop", p=0.4)
+    b.output(b.node("matmul", p, v, name="mix"))
+    graph = b.build()
+    inputs = float_inputs(graph)
+    ref = compile_train(graph, 0, {})
+    module = compile_train(graph, 2, {})
+    ops = [n.op for n in module.meta["archgraph_ir"].nodes()]
+    assert "sdpa_dropout" in ops and "dropout" not in ops and "softmax" not in ops
+    torch.manual_seed(3)
+    trained = module(*inputs)
+    torch.manual_seed(3)
+    assert scaled_error([trained], [ref(*inputs)]) <= TOLERANCE  # the same dropout draws
+    evaluated = outputs(module.eval(), inputs)
+    assert scaled_error(evaluated, outputs(ref.eval(), inputs)) <= TOLERANCE
+    assert scaled_error([trained], evaluated) > 0.01  # dropout acted while training
+
+
+def test_cpu_backward_of_pointwise_groups_and_buffers_passes_gradcheck() -> None:
+    from archgraph.codegen.kernels import cpu
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(2, 3, 2, 2, generator=gen, dtype=DTYPE, requires_grad=True) for _ in "ab")
+    steps = [("silu",), ("mul", 1), ("scale", 0.5), ("add", 0), ("tanh",)]
+    assert torch.autograd.gradcheck(lambda x, y: cpu.pointwise_chain(steps, [x, y], {}), (a, b))
+
+    def block(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        buf = cpu.buffer_init(x, 6)
+        first = cpu.buffer_prefix(buf, 3) * 2.0  # read before the write below
+        buf = cpu.buffer_write(buf, y.sin(), 3)
+        return first.sum() + (buf * buf).sum() + cpu.buffer_prefix(buf, 4).cos().sum()
+
+    assert torch.autograd.gradcheck(block, (a, b))
