@@ -241,3 +241,41 @@ def test_cpu_backward_of_pointwise_groups_and_buffers_passes_gradcheck() -> None
         return first.sum() + (buf * buf).sum() + cpu.buffer_prefix(buf, 4).cos().sum()
 
     assert torch.autograd.gradcheck(block, (a, b))
+
+
+def test_recomputed_bn_relu_output_is_not_kept_for_backward() -> None:
+    """The memory-efficient dense layer: after the conv's forward nothing holds the BN-ReLU
+    output (it is rebuilt in backward), and the gradients are those of BN-ReLU-conv."""
+    import gc
+    import weakref
+
+    import torch.nn.functional as F
+    from archgraph.codegen.kernels import cpu, recompute
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 4, 4, generator=gen, dtype=DTYPE).contiguous(
+        memory_format=torch.channels_last
+    )
+    weight = torch.rand(6, generator=gen, dtype=DTYPE) + 0.5
+    bias = torch.randn(6, generator=gen, dtype=DTYPE)
+    conv = torch.randn(3, 6, 3, 3, generator=gen, dtype=DTYPE)
+    grads = []
+    for recomputed in (False, True):
+        leaves = [t.clone().requires_grad_() for t in (x, weight, bias, conv)]
+        stats = torch.zeros(6, dtype=DTYPE), torch.ones(6, dtype=DTYPE)
+        if recomputed:
+            y = recompute.batchnorm_relu(*leaves[:3], *stats, 0.1, 1e-5, relu=True)
+        else:
+            y = F.relu(F.batch_norm(leaves[0], *stats, *leaves[1:3], True, 0.1, 1e-5))
+        alive = weakref.ref(y)
+        out = cpu.conv2d_fused(y, None, leaves[3], None, stride=(1, 1), padding=(1, 1),
+                               dilation=(1, 1), groups=1, act="none", pre_scale=None,
+                               pre_shift=None, pre_act="none", prepack=True,
+                               cache=cpu.PackedWeight())  # fmt: skip
+        del y
+        gc.collect()
+        assert (alive() is None) == recomputed
+        out.square().sum().backward()
+        grads.append([t.grad for t in leaves])
+    for got, ref in zip(grads[1], grads[0], strict=True):
+        assert scale_error(got, ref) <= 1e-10
