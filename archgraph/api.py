@@ -15,6 +15,7 @@ from archgraph.errors import SpecError
 from archgraph.ir.graph import Graph
 from archgraph.ir.weights import bind_weights
 from archgraph.passes import LEVELS, PassReport, run_pipeline
+from archgraph.passes.pipelines import check_mode
 from archgraph.spec import Limits, load_spec, zoo_names
 
 OPT_LEVELS = tuple(LEVELS)
@@ -48,6 +49,7 @@ def compile(  # noqa: A001 - the verb users expect
     seed: int = 0,
     passes: str | Sequence[str] | None = None,
     report: list[PassReport] | None = None,
+    mode: str = "eval",
 ) -> fx.GraphModule:
     """Bind weights, optimize at `opt_level`, lower to a torch.fx.GraphModule.
 
@@ -55,8 +57,12 @@ def compile(  # noqa: A001 - the verb users expect
     strictly before any pass runs; without it the graph keeps weights it already has, or gets a
     deterministic initialization from `seed`. `passes` ('a,b,c' or a list of pass names)
     replaces the level's pipeline; `report`, if given, receives one PassReport per pass.
-    -O1/-O2 modules compute what -O0 computes in eval mode (they are for inference).
+    mode="eval": -O1/-O2 modules compute what -O0 computes in eval mode (they are for
+    inference). mode="train": the level's train pipeline (archgraph.passes.pipelines): the
+    module's forward and backward in training equal -O0's, it keeps -O0's parameter and buffer
+    names, starts in training mode, and after .eval() computes what -O0 computes in eval mode.
     """
+    check_mode(mode)
     if opt_level not in OPT_LEVELS:
         raise SpecError(
             f"optimization level -O{opt_level} is not available",
@@ -72,7 +78,7 @@ def compile(  # noqa: A001 - the verb users expect
         bind_weights(graph, weights, seed)
     phases["bind weights"] = time.perf_counter() - start
     start = time.perf_counter()
-    graph, reports = run_pipeline(graph, opt_level, passes)
+    graph, reports = run_pipeline(graph, opt_level, passes, mode)
     phases["run pipeline"] = time.perf_counter() - start
     if report is not None:
         report.extend(reports)
@@ -86,4 +92,4 @@ def compile(  # noqa: A001 - the verb users expect
     module.meta[PASS_TIMES_KEY] = times
     module.meta[IR_KEY] = graph
     module.meta[REPORTS_KEY] = reports
-    return module
+    return module.train() if mode == "train" else module

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from archgraph.codegen.kernels import cpu
+from archgraph.codegen.kernels import cpu, recompute
 from archgraph.codegen.kernels.cuda import dispatch
 from torch import fx, nn
 
@@ -162,6 +162,49 @@ class FusedLinear(nn.Module):
         return f"activation={self.activation}, prepack={self.prepack}"
 
 
+# ---- training batchnorm + activation (archgraph.ops.fused_train) ------------------------------
+
+# activations whose backward reads only their output: safe in place after a batchnorm
+_IN_PLACE = ("relu", "sigmoid", "tanh")
+
+
+class BatchNormAct(nn.modules.batchnorm._BatchNorm):
+    """PyTorch's batchnorm (any rank 2-5 input), then an activation."""
+
+    def __init__(self, channels: int, activation: str, recompute: bool, **kwargs: Any) -> None:
+        super().__init__(channels, device="meta", **kwargs)
+        self.activation, self.recompute = activation, recompute
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if not 2 <= input.dim() <= 5:
+            raise ValueError(f"expected a rank 2-5 input (got rank {input.dim()})")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.recompute and self.training and torch.is_grad_enabled():
+            assert self.num_batches_tracked is not None and self.momentum is not None
+            self.num_batches_tracked.add_(1)  # what _BatchNorm.forward does, then its kernel
+            return recompute.batchnorm_relu(
+                input, self.weight, self.bias, self.running_mean, self.running_var,
+                self.momentum, self.eps, self.activation == "relu",
+            )  # fmt: skip
+        y = super().forward(input)
+        return cpu.activation(y, self.activation, self.activation in _IN_PLACE)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, activation={self.activation}"
+
+
+def _bn_act_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
+    return BatchNormAct(
+        ins[0].shape[1],
+        args["activation"],
+        args["recompute"],
+        eps=args["eps"],
+        momentum=args["momentum"],
+        affine=args["affine"],
+    )
+
+
 # ---- dense-block buffers -----------------------------------------------------------------------
 
 
@@ -173,8 +216,14 @@ def _buffer_write(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.
     return emit.function(dispatch.buffer_write, (xs[0], xs[1], args["offset"]))
 
 
+def _buffer_prefix(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
+    return emit.function(cpu.buffer_prefix, (xs[0], args["channels"]))
+
+
 register_runtime("fused_pointwise", module=_pointwise_module)
 register_runtime("conv2d_fused", module=FusedConv2d)
 register_runtime("linear_fused", module=FusedLinear)
+register_runtime("batchnorm_act", module=_bn_act_module)
 register_runtime("buffer_init", lower=_buffer_init)
 register_runtime("buffer_write", lower=_buffer_write)
+register_runtime("buffer_prefix", lower=_buffer_prefix)

@@ -14,20 +14,19 @@ this chain. `tag` names the block, so two buffers are never merged as equal expr
 
 buffer_init and buffer_write are data here; the back end registers their runtimes
 (archgraph.codegen.runtimes: one copy kernel on CUDA tensors).
+With gradients the three are autograd Functions (archgraph.codegen.kernels.cpu), so a
+compiled module trains through its buffers without copies.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from torch import fx
-
 from archgraph.ir.types import TensorType
 from archgraph.ops.registry import (
     INT,
     STR,
     Arg,
-    Emitter,
     OpDef,
     ShapeMismatch,
     free,
@@ -112,10 +111,6 @@ def _prefix_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     return buf.with_shape((buf.shape[0], args["channels"], *buf.shape[2:]))
 
 
-def _prefix_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-    return emit.method("narrow", (xs[0], 1, 0, args["channels"]))
-
-
 BUFFER_PREFIX = register_op(
     OpDef(
         name="buffer_prefix",
@@ -123,6 +118,5 @@ BUFFER_PREFIX = register_op(
         args={"channels": Arg(INT)},
         infer=_prefix_infer,
         cost=free,
-        lower=_prefix_lower,
     )
 )

@@ -70,6 +70,7 @@ IDENTITY = register_op(
         module=_identity_module,
         channels=PASS_ANY,
         eval_identity=True,
+        train_identity=True,
     )
 )
 

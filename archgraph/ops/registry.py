@@ -338,6 +338,8 @@ class OpDef:
       layout pass converts a graph input that feeds it.
     eval_identity: in eval mode the op returns its input (identity, dropout), so the -O1/-O2
       passes, which build inference modules, remove it.
+    train_identity: the op returns its input in training too (identity; not dropout), so the
+      train-mode pipelines remove it as well.
     stack: (dim, arg): the op's output channels are on `dim`, their number is its arg `arg`,
       and they index dim 0 of its `weight` and `bias`, so layers alike but for their width that
       read one input merge into one by stacking (horizontal fusion).
@@ -363,6 +365,7 @@ class OpDef:
     fold_axis: int | None = None
     channels_last: bool = False
     eval_identity: bool = False
+    train_identity: bool = False
     stack: tuple[int, str] | None = None
     sdpa_form: str | None = None
 

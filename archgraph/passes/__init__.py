@@ -8,7 +8,10 @@ for r in reports: print(r.line())
 from archgraph.passes.manager import Change, Pass, PassManager, PassReport
 from archgraph.passes.pipelines import (
     LEVELS,
+    MODES,
     PASSES,
+    TRAIN_LEVELS,
+    TRAIN_SAFE,
     explain,
     parse_passes,
     pass_context,
@@ -19,7 +22,10 @@ from archgraph.passes.pipelines import (
 
 __all__ = [
     "LEVELS",
+    "MODES",
     "PASSES",
+    "TRAIN_LEVELS",
+    "TRAIN_SAFE",
     "Change",
     "Pass",
     "explain",

@@ -8,6 +8,21 @@ pass at -O1 and -O2 keeps what the network computes in eval mode (differential t
 against -O0); -O1/-O2 modules are for inference (batchnorm folded with its running statistics,
 dropout gone).
 
+Train mode (compile(..., mode="train")) has pipelines of its own, `TRAIN_LEVELS`, made only of
+the passes in `TRAIN_SAFE`: those that keep the forward and the backward, in training, equal
+to -O0's, and every parameter and buffer under its -O0 name and value (so gradients, optimizer
+state, masks and checkpoints carry over between levels). Which passes, and why:
+
+- train-safe: canonicalize, remove_identity_train (identity only; dropout acts in training),
+  dce, fuse_bn_act (every batchnorm becomes a training batchnorm, fused with its activation:
+  run before the other fusions, it leaves them no eval-mode batchnorm to fold), fuse_conv
+  (then only the residual-add/activation epilogue can apply), fuse_pointwise (then without
+  affine steps; its CPU path has a backward that recomputes the chain), sdpa (dropout kept,
+  active only in training), dense_concat (the buffer ops are autograd Functions), layout;
+- not train-safe: remove_identity (drops dropout), cse (would merge two dropouts, which draw
+  different masks), fold_bn (uses running statistics, and rewrites weights), fuse_qkv and
+  fuse_parallel_convs (concatenate parameters into new ones).
+
 A PassContext (TVM's idea) lets a caller that does not call compile itself, such as the CLI
 going through the profiler, choose an explicit pass list for every compile inside it.
 """
@@ -25,10 +40,11 @@ from archgraph.passes.cse import CSE
 from archgraph.passes.dce import DCE
 from archgraph.passes.dense_concat import DENSE_CONCAT
 from archgraph.passes.fold_bn import FOLD_BN
+from archgraph.passes.fuse_bn_act import FUSE_BN_ACT
 from archgraph.passes.fuse_conv import FUSE_CONV
 from archgraph.passes.fuse_pointwise import FUSE_POINTWISE
 from archgraph.passes.horizontal import FUSE_PARALLEL_CONVS, FUSE_QKV
-from archgraph.passes.identity import REMOVE_IDENTITY
+from archgraph.passes.identity import REMOVE_IDENTITY, REMOVE_IDENTITY_TRAIN
 from archgraph.passes.layout import LAYOUT
 from archgraph.passes.manager import Pass, PassManager, PassReport
 from archgraph.passes.sdpa import SDPA
@@ -38,10 +54,12 @@ PASSES: dict[str, Pass] = {
     for p in [
         CANONICALIZE,
         REMOVE_IDENTITY,
+        REMOVE_IDENTITY_TRAIN,
         DCE,
         CSE,
         SDPA,
         FOLD_BN,
+        FUSE_BN_ACT,
         FUSE_CONV,
         FUSE_QKV,
         FUSE_PARALLEL_CONVS,
@@ -62,6 +80,34 @@ LEVELS: dict[int, list[str]] = {
         "fuse_conv",
         "fuse_qkv",
         "fuse_parallel_convs",
+        "fuse_pointwise",
+        "dense_concat",
+        "layout",
+    ],
+}
+
+MODES = ("eval", "train")
+TRAIN_SAFE = (
+    "canonicalize",
+    "remove_identity_train",
+    "dce",
+    "fuse_bn_act",
+    "fuse_conv",
+    "fuse_pointwise",
+    "sdpa",
+    "dense_concat",
+    "layout",
+)
+_READ_BATCHNORM = ("fuse_conv", "fuse_pointwise")
+_TRAIN_CLEANUP = ["canonicalize", "remove_identity_train", "dce"]
+TRAIN_LEVELS: dict[int, list[str]] = {
+    0: [],
+    1: [*_TRAIN_CLEANUP, "fuse_bn_act", "fuse_conv", "fuse_pointwise"],
+    2: [
+        *_TRAIN_CLEANUP,
+        "sdpa",
+        "fuse_bn_act",
+        "fuse_conv",
         "fuse_pointwise",
         "dense_concat",
         "layout",
@@ -108,26 +154,60 @@ def parse_passes(names: str | Sequence[str], origin: str = "passes") -> list[str
     return out
 
 
-def pipeline(opt_level: int, passes: str | Sequence[str] | None = None) -> PassManager:
-    """The PassManager for an -O level, or for an explicit list (which replaces the level's)."""
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise SpecError(
+            f"unknown compile mode '{mode}'",
+            expected=" or ".join(MODES),
+            found=repr(mode),
+            hint=did_you_mean(str(mode), MODES),
+            field="mode",
+        )
+
+
+def pipeline(
+    opt_level: int, passes: str | Sequence[str] | None = None, mode: str = "eval"
+) -> PassManager:
+    """The PassManager for an -O level in `mode` ("eval" or "train"), or for an explicit list
+    (which replaces the level's; in train mode its passes must be train-safe, and fuse_bn_act
+    runs first when the list has a fusion that would read a batchnorm)."""
+    check_mode(mode)
     if passes is None:
         passes = _EXPLICIT.get()
     if passes is not None:
-        return PassManager([PASSES[n] for n in parse_passes(passes)])
-    if opt_level not in LEVELS:
+        names = parse_passes(passes)
+        unsafe = [n for n in names if mode == "train" and n not in TRAIN_SAFE]
+        if unsafe:
+            raise SpecError(
+                f"pass '{unsafe[0]}' is not train-safe",
+                expected=", ".join(TRAIN_SAFE),
+                found=unsafe[0],
+                hint="train mode keeps -O0's training behaviour and parameters; "
+                "see archgraph.passes.pipelines",
+                field="passes",
+            )
+        if mode == "train" and any(n in _READ_BATCHNORM for n in names):
+            # those fusions would treat a batchnorm as its eval-mode affine
+            names = ["fuse_bn_act", *(n for n in names if n != "fuse_bn_act")]
+        return PassManager([PASSES[n] for n in names])
+    levels = TRAIN_LEVELS if mode == "train" else LEVELS
+    if opt_level not in levels:
         raise SpecError(
             f"optimization level -O{opt_level} is not available",
             expected=" or ".join(f"-O{o}" for o in LEVELS),
             found=f"-O{opt_level}",
         )
-    return PassManager([PASSES[n] for n in LEVELS[opt_level]])
+    return PassManager([PASSES[n] for n in levels[opt_level]])
 
 
 def run_pipeline(
-    graph: Graph, opt_level: int = 0, passes: str | Sequence[str] | None = None
+    graph: Graph,
+    opt_level: int = 0,
+    passes: str | Sequence[str] | None = None,
+    mode: str = "eval",
 ) -> tuple[Graph, list[PassReport]]:
-    """Optimize a graph (weights bound) at `opt_level`, or with an explicit pass list."""
-    graph, reports = pipeline(opt_level, passes).run(graph)
+    """Optimize a graph (weights bound) at `opt_level` for `mode`, or with an explicit list."""
+    graph, reports = pipeline(opt_level, passes, mode).run(graph)
     sink = _SINK.get()
     if sink is not None:
         sink.append(reports)

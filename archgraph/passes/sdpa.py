@@ -8,7 +8,9 @@
       matmul(softmax(matmul(q', kT) [* f], dim=-1), v)   with q' = q [* f'], kT = k^T
 
   (k^T: a transpose, or a permute, of the last two dims) becomes sdpa(q, k, v, scale=f * f'),
-  a missing factor counting as 1. The sdpa node keeps the id of the final matmul.
+  a missing factor counting as 1. The sdpa node keeps the id of the final matmul. A dropout
+  between the softmax and the last matmul (left by train-mode pipelines, which keep dropout)
+  makes it `sdpa_dropout` with that dropout's p (applied only while training).
 """
 
 from __future__ import annotations
@@ -40,9 +42,14 @@ def _strip_scale(rw: Rewriter, node_id: str, user: str) -> tuple[str, float, lis
     return node_id, 1.0, []
 
 
-def _match(rw: Rewriter, out: Node) -> tuple[tuple[str, str, str], float, list[str]] | None:
-    """((q, k, v), scale, absorbed node ids) when `out` ends an attention pattern."""
+def _match(rw: Rewriter, out: Node) -> tuple[tuple[str, str, str], float, float, list[str]] | None:
+    """((q, k, v), scale, dropout p, absorbed node ids) when `out` ends an attention pattern."""
     probs, v = out.inputs
+    dropped: list[str] = []
+    dropout_p = 0.0
+    if rw[probs].op == "dropout" and _single(rw, probs, out.id):
+        dropped, dropout_p = [probs], rw[probs].args["p"]
+        out, probs = rw[probs], rw[probs].inputs[0]
     p = rw[probs]
     if p.op != "softmax" or p.args["dim"] % p.type.rank != p.type.rank - 1:
         return None
@@ -60,7 +67,12 @@ def _match(rw: Rewriter, out: Node) -> tuple[tuple[str, str, str], float, list[s
     k = k_node.inputs[0]
     if len({q, k, v}) != 3 or rw[q].type.rank < 3:
         return None
-    return (q, k, v), outer * inner, [probs, *absorbed, scores, *absorbed_q, kt]
+    return (
+        (q, k, v),
+        outer * inner,
+        dropout_p,
+        [*dropped, probs, *absorbed, scores, *absorbed_q, kt],
+    )
 
 
 def sdpa(graph: Graph) -> tuple[Graph, Change]:
@@ -78,9 +90,10 @@ def sdpa(graph: Graph) -> tuple[Graph, Change]:
             match = _match(rw, node)
             if match is None:
                 continue
-            (q, k, v), scale, absorbed = match
+            (q, k, v), scale, dropout_p, absorbed = match
+            args = {"scale": scale} | ({"dropout_p": dropout_p} if dropout_p else {})
             try:
-                new = rw.make(node.id, "sdpa", (q, k, v), scale=scale)
+                new = rw.make(node.id, "sdpa_dropout" if dropout_p else "sdpa", (q, k, v), **args)
             except ShapeMismatch:  # shapes sdpa does not take (e.g. broadcast batch dims)
                 continue
             rw.put(new)

@@ -3,8 +3,10 @@
 - `pointwise_chain`: a fused pointwise group (archgraph.ops.fused) as one call, each step by the
   torch functions its op declares (archgraph.ops.registry.PointwiseStep). The first step
   makes a fresh tensor; the following steps update it in place, so a chain of k steps allocates
-  one output instead of k intermediates. In place only where autograd needs nothing saved
-  (inference); with gradients every step is out of place.
+  one output instead of k intermediates. With gradients it is an autograd Function
+  (`PointwiseChainFunction`) that computes the same way, keeps only the group's inputs and
+  recomputes the chain out of place in backward: one saved tensor per input instead of one
+  per step.
 - `conv2d_fused` / `linear_fused` (archgraph.ops.fused_conv): convolution or linear with bias,
   an optional input prologue (per-channel affine, then an activation: a batchnorm-ReLU feeding
   the conv), an optional residual input added before the activation, and the activation.
@@ -15,7 +17,10 @@
   A large prologue input runs in input-channel chunks accumulated in place into the output
   (`PROLOGUE_CHUNK_BYTES`), so a dense block's normalized concatenation is never whole.
 - Dense-block buffers (archgraph.ops.fused_buffer): allocate once, write each layer's output
-  into its channel slice.
+  into its channel slice. With gradients they are autograd Functions: a write passes the
+  buffer's gradient through untouched (no copy) and hands its slice to the value written; a
+  prefix is an alias of the buffer's storage with its own version counter, so what a layer
+  saves of its input stays valid while later layers write channels no prefix covers.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from archgraph.codegen.kernels.recompute import recomputed_input
 
 from archgraph.ops.registry import get_step
 
@@ -73,7 +79,20 @@ def pointwise_chain(
     inputs[k] (broadcast), ("affine",) of a "params" step with affines[i] = (scale, shift) per
     channel (dim 1).
     """
-    inplace_ok = not _needs_grad(*inputs, *(t for pair in affines.values() for t in pair))
+    if _needs_grad(*inputs, *(t for pair in affines.values() for t in pair)):
+        keys = tuple(sorted(affines))
+        flat = [t for i in keys for t in affines[i]]
+        return PointwiseChainFunction.apply(tuple(steps), keys, len(inputs), *inputs, *flat)
+    return _chain(steps, inputs, affines, inplace_ok=True)
+
+
+def _chain(
+    steps: Sequence[tuple[Any, ...]],
+    inputs: Sequence[Tensor],
+    affines: dict[int, tuple[Tensor, Tensor]],
+    *,
+    inplace_ok: bool,
+) -> Tensor:
     acc = inputs[0]
     fresh = False  # acc is our own tensor (never an input): safe to update in place
     for i, step in enumerate(steps):
@@ -92,6 +111,37 @@ def pointwise_chain(
         acc = d.cpu_inplace(acc, *operands) if inplace else d.cpu(acc, *operands)
         fresh = True
     return acc
+
+
+class PointwiseChainFunction(torch.autograd.Function):
+    """A pointwise group with a backward: forward as in inference (one allocation), saving
+    only the inputs; backward recomputes the chain out of place and differentiates it."""
+
+    @staticmethod
+    def forward(ctx: Any, steps: tuple, keys: tuple[int, ...], n: int, *tensors: Tensor) -> Tensor:
+        ctx.steps, ctx.keys, ctx.n = steps, keys, n
+        ctx.save_for_backward(*tensors)
+        inputs, affines = _split(keys, n, tensors)
+        return _chain(steps, inputs, affines, inplace_ok=True)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        wanted = ctx.needs_input_grad[3:]
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_(w) for t, w in zip(saved, wanted, strict=True)]
+            inputs, affines = _split(ctx.keys, ctx.n, leaves)
+            out = _chain(ctx.steps, inputs, affines, inplace_ok=False)
+            targets = [t for t, w in zip(leaves, wanted, strict=True) if w]
+            grads = iter(torch.autograd.grad(out, targets, grad, allow_unused=True))
+        return (None, None, None, *(next(grads) if w else None for w in wanted))
+
+
+def _split(
+    keys: tuple[int, ...], n: int, tensors: Sequence[Tensor]
+) -> tuple[list[Tensor], dict[int, tuple[Tensor, Tensor]]]:
+    flat = tensors[n:]
+    return list(tensors[:n]), {i: (flat[2 * j], flat[2 * j + 1]) for j, i in enumerate(keys)}
 
 
 class PackedWeight:
@@ -204,7 +254,8 @@ def conv2d_fused(
         return y if act in ("none", "relu") else activation(y, act, True)
     if has_prologue:
         x = conv_prologue(x, pre_scale, pre_shift, pre_act, inplace_ok)
-    y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    with recomputed_input(x):  # a training BN-ReLU output is saved as its recipe
+        y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
     if residual is not None:
         y = y.add_(residual) if inplace_ok else y + residual
     return activation(y, act, inplace_ok)
@@ -295,6 +346,12 @@ def linear_fused(
 
 def buffer_init(x: Tensor, channels: int) -> Tensor:
     """A [N, channels, ...] buffer in x's memory format with x written into its first channels."""
+    if _needs_grad(x):
+        return _BufferInit.apply(x, channels)
+    return _buffer_init(x, channels)
+
+
+def _buffer_init(x: Tensor, channels: int) -> Tensor:
     shape = (x.shape[0], channels, *x.shape[2:])
     if x.dim() == 4:
         fmt = (
@@ -311,5 +368,69 @@ def buffer_init(x: Tensor, channels: int) -> Tensor:
 
 def buffer_write(buf: Tensor, y: Tensor, offset: int) -> Tensor:
     """Write y into channels [offset, offset + y's channels) of buf; returns buf."""
+    if _needs_grad(buf, y):
+        return _BufferWrite.apply(buf, y, offset)
     buf.narrow(1, offset, y.shape[1]).copy_(y)
     return buf
+
+
+def buffer_prefix(buf: Tensor, channels: int) -> Tensor:
+    """The first `channels` channels of buf, without a copy."""
+    if _needs_grad(buf):
+        return _BufferPrefix.apply(buf, channels)
+    return buf.narrow(1, 0, channels)
+
+
+class _BufferInit(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, channels: int) -> Tensor:
+        ctx.channels = x.shape[1]
+        return _buffer_init(x, channels)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad.narrow(1, 0, ctx.channels), None
+
+
+class _BufferWrite(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, buf: Tensor, y: Tensor, offset: int) -> Tensor:
+        ctx.span = (offset, y.shape[1])
+        buf.narrow(1, offset, y.shape[1]).copy_(y)
+        ctx.mark_dirty(buf)
+        return buf
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        # the old buffer's channels at the slice are read by nobody (no earlier prefix covers
+        # them), so its gradient there is never used: pass the gradient on without zeroing it
+        return grad, grad.narrow(1, *ctx.span), None
+
+
+class _BufferPrefix(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, buf: Tensor, channels: int) -> Tensor:
+        ctx.shape, ctx.channels = buf.shape, channels
+        ctx.channels_last = _is_channels_last(buf)
+        view = buf.narrow(1, 0, channels)
+        # same storage, its own version counter: later writes into other channels of the
+        # buffer do not invalidate what consumers of this prefix saved for backward
+        return buf.new_empty(0).set_(
+            buf.untyped_storage(), view.storage_offset(), view.shape, view.stride()
+        )
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        full = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=fmt)
+        full.zero_()
+        full.narrow(1, 0, ctx.channels).copy_(grad)
+        return full, None
+
+
+def _is_channels_last(x: Tensor) -> bool:
+    return (
+        x.dim() == 4
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not x.is_contiguous()
+    )

@@ -285,7 +285,9 @@ def test_reports_chain_and_count_what_changed() -> None:
 
 
 def test_every_pass_is_listed_in_a_level() -> None:
-    from archgraph.passes import LEVELS
+    from archgraph.passes import LEVELS, TRAIN_LEVELS, TRAIN_SAFE
 
-    assert set(LEVELS[2]) == set(PASSES)
+    assert set(LEVELS[2]) | set(TRAIN_LEVELS[2]) == set(PASSES)
     assert set(LEVELS[1]) < set(LEVELS[2]) and LEVELS[0] == []
+    assert set(TRAIN_LEVELS[1]) < set(TRAIN_LEVELS[2]) and TRAIN_LEVELS[0] == []
+    assert set(TRAIN_LEVELS[2]) == set(TRAIN_SAFE)
