@@ -5,14 +5,13 @@ a located error naming the limit that stopped it, and `--limit` raises that limi
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import archgraph
 from archgraph import Limits
+from archgraph.cli import main
 from archgraph.errors import SpecError
 from archgraph.spec.expr import Work, evaluate
 
@@ -107,25 +106,14 @@ def test_big_integers_are_refused_before_they_are_computed() -> None:
         assert len(str(e)) < 1000
 
 
-def test_limit_raises_the_bound(tmp_path: Path) -> None:
+def test_limit_raises_the_bound(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = REPEATED.replace("EXPR", "[0]*n == [0]*n").replace("repeat: 10000", "repeat: 40")
     load_error(text)  # 40 x 300,000 elements is over the default budget of 10**7
     raised = Limits(max_expr_work=20_000_000)
     assert len(archgraph.spec.load_spec_text(text, "s.yaml", limits=raised)) == 41
     spec = tmp_path / "w.yaml"
     spec.write_text(text)
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "archgraph.cli", "validate", str(spec), *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    proc = cli()
-    assert (
-        proc.returncode == 2 and "too much work" in proc.stderr and "Traceback" not in proc.stderr
-    )
-    assert f"{spec}:7:" in proc.stderr
-    assert cli("--limit", "expr_work=20000000").returncode == 0
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "too much work" in err and f"{spec}:7:" in err and "Traceback" not in err
+    assert main(["validate", str(spec), "--limit", "expr_work=20000000"]) == 0

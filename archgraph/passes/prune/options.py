@@ -1,4 +1,5 @@
-"""Checking pruning options, and parsing the CLI's `--prune KIND=VALUE[,key=value...]`."""
+"""Pruning options: the kinds and their choices, their checks, and the option object a
+`--prune KIND=VALUE[,key=value...]` becomes (the command line parses it, in archgraph/cli.py)."""
 
 from __future__ import annotations
 
@@ -40,50 +41,3 @@ class PruneOption:
     kind: str
     ratio: float
     options: dict[str, str] = field(default_factory=dict)
-
-
-def parse_prune(text: str) -> PruneOption:
-    """`channels=0.5,importance=l1,scope=layer` or `weights=0.9,method=magnitude,scope=global`."""
-    where = f"--prune {text}"
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    pairs = []
-    for p in parts:
-        if "=" not in p:
-            raise ArchgraphError(
-                f"{where}: expected KEY=VALUE, found '{p}'",
-                expected="channels=RATIO or weights=SPARSITY, then key=value options",
-            )
-        key, _, value = p.partition("=")
-        pairs.append((key.strip(), value.strip()))
-    if not pairs or pairs[0][0] not in KINDS:
-        first = pairs[0][0] if pairs else ""
-        raise ArchgraphError(
-            f"{where}: the first item names what to prune",
-            expected="channels=RATIO or weights=SPARSITY",
-            found=repr(first),
-            hint=did_you_mean(first, KINDS),
-        )
-    kind, raw = pairs[0]
-    try:
-        ratio = float(raw)
-    except ValueError:
-        raise ArchgraphError(
-            f"{where}: {kind} needs a number", expected="a number in [0, 1)", found=repr(raw)
-        ) from None
-    try:
-        check_ratio(kind, ratio)
-    except ArchgraphError as e:
-        e.message = f"{where}: {e.message}"
-        raise
-    allowed = KINDS[kind]
-    options: dict[str, str] = {}
-    for key, value in pairs[1:]:
-        if key not in allowed:
-            raise ArchgraphError(
-                f"{where}: unknown option '{key}' for {kind}",
-                expected=" | ".join(allowed),
-                found=repr(key),
-                hint=did_you_mean(key, allowed),
-            )
-        options[key] = check_choice(key, value, allowed[key], where)
-    return PruneOption(kind, ratio, options)
