@@ -235,9 +235,11 @@ def _check_outputs(args: argparse.Namespace, outputs: Sequence[OutputOption]) ->
     return OutputPlan.check(paths(False), folders=paths(True), inputs=_inputs(args))
 
 
-def _write(plan: OutputPlan, compilation: Any, outputs: Sequence[OutputOption]) -> None:
-    """Render every requested output, then write them all."""
-    plan.write({o.option: compilation.render(o.kind) for o in outputs if o.option in plan})
+def _write(plan: OutputPlan, compilation: Any, outputs: Sequence[OutputOption]) -> dict[str, Any]:
+    """Render every requested output, then write them all; returns what was written."""
+    contents = {o.option: compilation.render(o.kind) for o in outputs if o.option in plan}
+    plan.write(contents)
+    return contents
 
 
 def _prune_option(text: str) -> PruneOption:
@@ -328,11 +330,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 task, description=what, completed=done, total=total
             ),
         )
-    _write(plan, c, COMPILE_OUTPUTS)
+    written = _write(plan, c, COMPILE_OUTPUTS)
     if args.emit_spec:
         out.print(f"wrote the architecture as a spec to {args.emit_spec} ({len(c.graph)} nodes)")
     if args.emit_kernels:
-        count = len(c.kernels()) - 1  # the index is not a kernel
+        count = len(written["--emit-kernels"]) - 1  # the index is not a kernel
         out.print(f"wrote {count} kernel file(s) to {args.emit_kernels}")
     if args.profile or compare is not None or against:
         c.profile.print_table(out)
