@@ -2,12 +2,13 @@
 
 graph = archgraph.load("resnet50")            # a YAML spec, or a zoo name
 module = archgraph.compile(graph, weights=sd) # torch.fx.GraphModule
+c = archgraph.build("resnet50", 2)            # load, transform, compile once, cost: a Compilation
 """
 
 from archgraph import blocks as _blocks  # noqa: F401  (registers the built-in blocks)
 from archgraph import ops as _ops  # noqa: F401  (registers the built-in ops)
 from archgraph import plugins  # archgraph.plugins.load_plugin("my_ops.py")
-from archgraph.api import compile, load, zoo
+from archgraph.api import Compilation, Measure, build, compile, load, zoo
 from archgraph.blocks.registry import register_block
 from archgraph.builder import Builder, Value
 from archgraph.errors import ArchgraphError, SpecError
@@ -20,11 +21,14 @@ from archgraph.spec import Limits
 __all__ = [
     "ArchgraphError",
     "Builder",
+    "Compilation",
     "Graph",
     "Limits",
+    "Measure",
     "SpecError",
     "TensorType",
     "Value",
+    "build",
     "compile",
     "load",
     "plugins",

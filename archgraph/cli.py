@@ -1,19 +1,68 @@
-"""The `archgraph` command: a thin shell over the Python API. User errors print as located
-messages (no traceback) and exit with status 2; no output file is left half-written."""
+"""The `archgraph` command: a thin shell over the Python API. It parses arguments, checks every
+output path (archgraph.outputs) before any work, calls archgraph.api.build once, writes what it
+made through the output writer and prints. User errors print as located messages (no traceback)
+and exit with status 2; no output file is left half-written.
+
+A subcommand is one entry of COMMANDS: its help, a function adding its arguments and the
+function that runs it. Output options are declared in a table (OutputOption): each names the
+kind of content the Compilation renders for it, and every one is checked before work starts.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from archgraph.sweep import command as sweep_command
 
+if TYPE_CHECKING:
+    from archgraph.outputs import OutputPlan
+
 EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class OutputOption:
+    """An option naming a path to write: `kind` is what Compilation.render makes for it."""
+
+    option: str
+    kind: str
+    help: str
+    metavar: str = "PATH"
+    required: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.option.lstrip("-").replace("-", "_")
+
+
+COMPILE_OUTPUTS = (
+    OutputOption("--json", "json", "write the profile as JSON"),
+    OutputOption("--emit-code", "code", "write the generated module's Python code"),
+    OutputOption(
+        "--emit-kernels",
+        "kernels",
+        "write every generated CUDA kernel source, one file per fused group, into a new folder "
+        "(or one archgraph wrote before, which is replaced)",
+        metavar="DIR",
+    ),
+    OutputOption("--report", "report", "write a self-contained HTML report (graph and node table)"),
+    OutputOption("--trace", "trace", "write a Chrome trace (JSON) of one measured run"),
+    OutputOption("--dot", "dot", "write the graph as Graphviz DOT"),
+    OutputOption(
+        "--emit-spec", "spec", "write the (rewritten, pruned) architecture as a YAML spec"
+    ),
+)
+EXPORT_OUTPUTS = (
+    OutputOption("--onnx", "onnx", "write the model as ONNX (dynamic batch)", required=True),
+)
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -45,7 +94,7 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=N",
         help="raise a spec limit, e.g. --limit nodes=200000 (names: bytes, depth, yaml_nodes, nodes, "
-        "edges, repeat, tensor_elements, expr_chars, expr_items; repeatable)",
+        "edges, repeat, tensor_elements, expr_chars, expr_items, expr_work; repeatable)",
     )
 
 
@@ -60,24 +109,17 @@ def _add_opt_level(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="archgraph", description="A graph-based neural architecture compiler."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_outputs(p: argparse.ArgumentParser, outputs: Sequence[OutputOption]) -> None:
+    for o in outputs:
+        p.add_argument(o.option, metavar=o.metavar, required=o.required, help=o.help)
 
-    c = sub.add_parser("compile", help="compile a spec to a torch.fx module; optionally profile it")
+
+def _add_compile_args(c: argparse.ArgumentParser) -> None:
     _add_spec_args(c)
     _add_opt_level(c)
     c.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     c.add_argument("--profile", action="store_true", help="measure and print a per-node table")
-    c.add_argument("--json", metavar="PATH", help="write the profile as JSON")
-    c.add_argument("--emit-code", metavar="PATH", help="write the generated module's Python code")
-    c.add_argument(
-        "--emit-kernels",
-        metavar="DIR",
-        help="write every generated CUDA kernel source, one file per fused group",
-    )
+    _add_outputs(c, COMPILE_OUTPUTS)
     c.add_argument("--repeats", type=int, default=20, help="timed runs after warm-up (default 20)")
     c.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
     c.add_argument(
@@ -94,13 +136,6 @@ def _parser() -> argparse.ArgumentParser:
         "--depth", type=int, metavar="N", help="group rows by the first N components of node ids"
     )
     c.add_argument(
-        "--report", metavar="PATH", help="write a self-contained HTML report (graph and node table)"
-    )
-    c.add_argument(
-        "--trace", metavar="PATH", help="write a Chrome trace (JSON) of one measured run"
-    )
-    c.add_argument("--dot", metavar="PATH", help="write the graph as Graphviz DOT")
-    c.add_argument(
         "--passes",
         metavar="A,B,C",
         help="run exactly these passes instead of the -O level's pipeline",
@@ -110,37 +145,50 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print what each pass changed (nodes, fusions, bytes, time)",
     )
-    from archgraph.passes.prune.cli import add_arguments as add_transform_arguments
+    c.add_argument(
+        "--rewrite",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="rewrite the architecture before compiling: dense-to-osa | sparse-wide=S (repeatable)",
+    )
+    c.add_argument(
+        "--prune",
+        metavar="KIND=R[,k=v]",
+        action="append",
+        default=[],
+        help="channels=RATIO[,importance=l1|l2|random][,scope=layer|global] or "
+        "weights=SPARSITY[,method=magnitude|random-erk][,scope=layer|global]",
+    )
 
-    add_transform_arguments(c)  # --rewrite, --prune, --emit-spec
 
-    e = sub.add_parser("export", help="export a compiled spec (ONNX, for Netron and ONNX Runtime)")
+def _add_export_args(e: argparse.ArgumentParser) -> None:
     _add_spec_args(e)
     _add_opt_level(e)
-    e.add_argument(
-        "--onnx", metavar="PATH", required=True, help="write the model as ONNX (dynamic batch)"
-    )
+    _add_outputs(e, EXPORT_OUTPUTS)
 
-    t = sub.add_parser("train", help="train a spec (digits or an image folder), optionally sparse")
-    _add_spec_args(t)
-    _add_opt_level(t)
+
+def _add_train_args(t: argparse.ArgumentParser) -> None:
     from archgraph.train.cli import add_arguments as add_train_arguments
 
+    _add_spec_args(t)
+    _add_opt_level(t)
     add_train_arguments(t)
 
-    v = sub.add_parser("validate", help="check a spec and print a one-line summary")
-    _add_spec_args(v)
 
-    sweep_command.add_arguments(
-        sub.add_parser("sweep", help="run a design-space sweep (docs/sweeps.md)")
+def _no_args(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archgraph", description="A graph-based neural architecture compiler."
     )
-    sub.add_parser("zoo", help="list the built-in specs")
-    sub.add_parser("ops", help="list the registered ops")
-    sub.add_parser(
-        "schema", help="print the JSON Schema of specs (for editors: docs/editor-support.md)"
-    )
-    for command in sub.choices.values():
-        command.add_argument(
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.help))
+    for p in sub.choices.values():
+        p.add_argument(
             "--plugin",
             dest="plugins",
             action="append",
@@ -170,112 +218,110 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - Graph, imported lazily
     )
 
 
+def _inputs(args: argparse.Namespace) -> dict[str, list[Path]]:
+    """The files a command reads, which no output may overwrite: the spec, the plugins."""
+    from archgraph.spec import resolve_source
+
+    plugins = []
+    for name in args.plugins:
+        module = sys.modules.get(name)
+        file = getattr(module, "__file__", None) if module else name
+        if file and (file.endswith(".py") or "/" in file):
+            plugins.append(Path(file))
+    return {"the input spec": [resolve_source(args.spec)], "a plugin": plugins}
+
+
+def _check_outputs(args: argparse.Namespace, outputs: Sequence[OutputOption]) -> OutputPlan:
+    """Every output path of the command, checked before any work (see archgraph.outputs)."""
+    from archgraph.api import FOLDER_KINDS
+    from archgraph.outputs import OutputPlan
+
+    def paths(folder: bool) -> dict[str, Any]:
+        return {
+            o.option: getattr(args, o.dest) for o in outputs if (o.kind in FOLDER_KINDS) == folder
+        }
+
+    return OutputPlan.check(paths(False), folders=paths(True), inputs=_inputs(args))
+
+
+def _write(plan: OutputPlan, compilation: Any, outputs: Sequence[OutputOption]) -> dict[str, Any]:
+    """Render every requested output, then write them all; returns what was written."""
+    contents = {o.option: compilation.render(o.kind) for o in outputs if o.option in plan}
+    plan.write(contents)
+    return contents
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
-    """compile under the pass context of --passes; with --explain, the main compile's reports."""
-    from archgraph.passes import explain, pass_context
+    """Check every option and output path, build once, write the outputs, print."""
+    from archgraph.api import Measure, build
+    from archgraph.passes import explain
+    from archgraph.passes.prune.options import parse_prune
+    from archgraph.profile.compare import parse_against, parse_opt_level
+    from archgraph.profile.report import human
+    from archgraph.spec.limits import limits_from
 
-    reports: list = []
-    with pass_context(args.passes, reports=reports, origin="--passes"):
-        status = _compile_and_profile(args)
-    if args.explain and reports:
-        _console().print(explain(reports[0]), markup=False)
-    return status
-
-
-def _compile_and_profile(args: argparse.Namespace) -> int:
-    from archgraph.profile import profile
-    from archgraph.profile.report import human, write_atomic
+    prunes = [parse_prune(text) for text in args.prune]
+    compare = None if args.compare is None else parse_opt_level(args.compare)
+    against = tuple(parse_against(args.against)) if args.against else ()
+    measure = Measure(args.device, args.warmup, args.repeats, compare, against)
+    measured = bool(
+        args.profile or args.json or args.report or args.trace or args.compare or against
+    )
+    limits = limits_from(args.limits)
+    plan = _check_outputs(args, COMPILE_OUTPUTS)
 
     out = _console()
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            from archgraph.errors import ArchgraphError
-
-            raise ArchgraphError(
-                "--device cuda needs a CUDA GPU, and none is visible", hint="use --device cpu"
-            )
-    import time
-
-    from archgraph.profile.compare import parse_against, parse_opt_level
-    from archgraph.profile.outputs import write_outputs
-
-    start = time.perf_counter()
-    graph = _load(args)
-    load_s = time.perf_counter() - start
-    from archgraph.passes.prune.cli import transform
-
-    graph = transform(args, graph, lambda line: out.print(line, markup=False))
-    measure = bool(
-        args.profile or args.json or args.report or args.trace or args.compare or args.against
-    )
-    if args.repeats < 1 or args.warmup < 0 or (args.depth is not None and args.depth < 1):
-        from archgraph.errors import ArchgraphError
-
-        raise ArchgraphError(
-            "--repeats and --depth must be >= 1 and --warmup >= 0",
-            found=f"{args.repeats}, {args.depth}, {args.warmup}",
-        )
-    compare = None if args.compare is None else parse_opt_level(args.compare)
-    against = parse_against(args.against) if args.against else []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TimeRemainingColumn(),
         console=_console(stderr=True),
         transient=True,
-        disable=not measure,
+        disable=not measured,
     ) as bar:
         task = bar.add_task("measuring", total=None)
-        result = profile(
-            graph,
-            opt_level=args.opt_level,
-            device=args.device,
-            warmup=args.warmup,
-            repeats=args.repeats,
-            measure=measure,
-            compare=compare,
-            against=against,
+        c = build(
+            args.spec,
+            args.opt_level,
+            batch=args.batch,
+            params=dict(args.params),
+            limits=limits,
+            rewrites=args.rewrite,
+            prunes=prunes,
+            passes=args.passes,
+            passes_origin="--passes",
+            measure=measure if measured else None,
             depth=args.depth,
-            load_s=load_s,
+            say=lambda line: out.print(line, markup=False),
             progress=lambda what, done, total: bar.update(
                 task, description=what, completed=done, total=total
             ),
         )
-    if args.emit_code:
-        from archgraph.api import compile as compile_graph
-
-        write_atomic(args.emit_code, compile_graph(graph, args.opt_level).code.lstrip("\n"))
+    written = _write(plan, c, COMPILE_OUTPUTS)
+    if args.emit_spec:
+        out.print(f"wrote the architecture as a spec to {args.emit_spec} ({len(c.graph)} nodes)")
     if args.emit_kernels:
-        from archgraph.api import IR_KEY
-        from archgraph.api import compile as compile_graph
-        from archgraph.codegen.kernels.cuda.emit import write_kernels
-
-        count = write_kernels(compile_graph(graph, args.opt_level).meta[IR_KEY], args.emit_kernels)
+        count = len(written["--emit-kernels"]) - 1  # the index is not a kernel
         out.print(f"wrote {count} kernel file(s) to {args.emit_kernels}")
-    write_outputs(
-        result,
-        json_path=args.json,
-        report_path=args.report,
-        trace_path=args.trace,
-        dot_path=args.dot,
-    )
     if args.profile or compare is not None or against:
-        result.print_table(out)
+        c.profile.print_table(out)
     else:
-        data = result.to_json()
+        data = c.profile.to_json()
         out.print(
-            f"{graph.name}: {len(graph)} nodes, params {data['params']:,}, MACs {human(data['macs'])}, "
-            f"compiled at -O{args.opt_level} in {data['compile_s'] * 1e3:.0f} ms"
+            f"{c.graph.name}: {len(c.graph)} nodes, params {data['params']:,}, "
+            f"MACs {human(data['macs'])}, compiled at -O{args.opt_level} in "
+            f"{data['compile_s'] * 1e3:.0f} ms"
         )
-        note = _params_note(graph, data["params"], args.opt_level)
+        note = _params_note(c.graph, data["params"], args.opt_level)
         if note:
             out.print(note)
         if data["uncounted"]:
             out.print(
-                f"NOT COUNTED in MACs/FLOPs: {', '.join(u['id'] for u in data['uncounted'])} (see --profile)"
+                f"NOT COUNTED in MACs/FLOPs: {', '.join(u['id'] for u in data['uncounted'])} "
+                "(see --profile)"
             )
+    if args.explain and c.pass_reports:
+        out.print(explain(c.pass_reports), markup=False)
     return 0
 
 
@@ -293,10 +339,14 @@ def _params_note(graph: Any, params: int, opt_level: int) -> str | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from archgraph.profile.export import export_onnx
+    from archgraph.api import build
+    from archgraph.spec.limits import limits_from
 
-    graph = _load(args)
-    export_onnx(graph, args.onnx, opt_level=args.opt_level)
+    limits = limits_from(args.limits)
+    plan = _check_outputs(args, EXPORT_OUTPUTS)
+    c = build(args.spec, args.opt_level, batch=args.batch, params=dict(args.params), limits=limits)
+    _write(plan, c, EXPORT_OUTPUTS)
+    graph = c.graph
     _console().print(
         f"{graph.name}: wrote ONNX to {args.onnx} (inputs {', '.join(graph.inputs)}; "
         f"outputs {', '.join(graph.outputs)}; batch dimension dynamic)"
@@ -328,11 +378,12 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     from archgraph.spec import zoo_path
     from archgraph.spec.yaml_source import parse_yaml
 
-    out = _console()
-    for name in archgraph.zoo():
+    names = archgraph.zoo()
+    width = max(len(name) for name in names)
+    for name in names:  # one line each, never wrapped: the description names the paper
         path = zoo_path(name)
         spec = parse_yaml(path.read_text(), str(path))
-        out.print(f"{name:<24} {spec.get('description', '')}")
+        print(f"{name:<{width}}  {spec.get('description', '')}")
     return 0
 
 
@@ -354,15 +405,34 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
-    "compile": cmd_compile,
-    "export": cmd_export,
-    "train": cmd_train,
-    "validate": cmd_validate,
-    "zoo": cmd_zoo,
-    "ops": cmd_ops,
-    "schema": cmd_schema,
-    "sweep": sweep_command.run,
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its one-line help, what adds its arguments, what runs it (exit status)."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {
+    "compile": Command(
+        "compile a spec to a torch.fx module; optionally profile it", _add_compile_args, cmd_compile
+    ),
+    "export": Command(
+        "export a compiled spec (ONNX, for Netron and ONNX Runtime)", _add_export_args, cmd_export
+    ),
+    "train": Command(
+        "train a spec (digits or an image folder), optionally sparse", _add_train_args, cmd_train
+    ),
+    "validate": Command("check a spec and print a one-line summary", _add_spec_args, cmd_validate),
+    "sweep": Command(
+        "run a design-space sweep (docs/sweeps.md)", sweep_command.add_arguments, sweep_command.run
+    ),
+    "zoo": Command("list the built-in specs", _no_args, cmd_zoo),
+    "ops": Command("list the registered ops", _no_args, cmd_ops),
+    "schema": Command(
+        "print the JSON Schema of specs (for editors: docs/editor-support.md)", _no_args, cmd_schema
+    ),
 }
 
 
@@ -386,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from archgraph.plugins import load_plugins
 
             load_plugins(args.plugins)
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command].run(args)
     except ArchgraphError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE

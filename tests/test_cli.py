@@ -7,6 +7,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import archgraph
 
@@ -73,3 +76,29 @@ def test_unknown_spec_name_exits_2_with_a_hint() -> None:
     proc = run("validate", "resnet5O")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no spec file or zoo spec named 'resnet5O'" in proc.stderr and "resnet50" in proc.stderr
+
+
+def test_compile_compiles_once_for_every_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One orchestration path: the profile, the code and the kernels come from one compilation
+    (the -O0 compile of --compare is the only other, and is asked for)."""
+    import archgraph.profile.phases
+    from archgraph.cli import main
+
+    levels: list[int] = []
+    compile_graph = archgraph.profile.phases.compile_graph  # what the profiler times
+
+    def counting(graph: archgraph.Graph, opt_level: int = 0, *args: Any, **kw: Any) -> Any:
+        levels.append(opt_level)
+        return compile_graph(graph, opt_level, *args, **kw)
+
+    monkeypatch.setattr(archgraph.profile.phases, "compile_graph", counting)
+    outputs = ["--json", "p.json", "--emit-code", "m.py", "--emit-kernels", "k", "--dot", "g.dot"]
+    args = ["compile", "resnet18", "-O2", "--repeats", "1", "--warmup", "0"]
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, *outputs]) == 0
+    assert levels == [2]
+    assert main([*args, "--emit-code", "m2.py", "--compare", "-O0"]) == 0
+    assert levels == [2, 2, 0]
+    assert (tmp_path / "m.py").read_text() == (tmp_path / "m2.py").read_text()

@@ -32,6 +32,7 @@ LAYER_OF = {
     "archgraph.codegen": "codegen",
     "archgraph.profile": "profile",
     "archgraph.api": "api",
+    "archgraph.outputs": "api",  # the one output writer: path checks, atomic files and folders
     # tools over the API: design-space sweeps and the trainer load and compile through it
     "archgraph.sweep": "api",
     "archgraph.train": "api",
@@ -51,17 +52,6 @@ MAY_USE = {
     "profile": {"codegen", "passes", "ops", "ir", "base"},
     "api": {"profile", "codegen", "passes", "front end", "ops", "ir", "base"},
     "cli": {"api", "profile", "codegen", "passes", "front end", "ops", "ir", "base"},
-}
-
-# Upward imports that other work in progress removes; each entry must still occur (a stale
-# entry fails the test). The lead removes these exclusions when merging that work.
-KNOWN_UPWARD = {
-    # branch `outputs` takes argument parsing and file writing out of the prune package
-    ("archgraph.passes.prune.cli", "archgraph.profile.report"),
-    ("archgraph.passes.prune.cli", "archgraph.spec.emit"),
-    # branch `outputs` makes one orchestration path (the API compiles and calls the profiler)
-    ("archgraph.profile.phases", "archgraph.api"),
-    ("archgraph.profile.export", "archgraph.api"),
 }
 
 
@@ -119,13 +109,10 @@ def upward_imports() -> set[tuple[str, str]]:
 
 
 def test_every_module_imports_only_down() -> None:
-    bad = upward_imports()
-    new = sorted(bad - KNOWN_UPWARD)
-    assert not new, "upward imports:\n" + "\n".join(
-        f"  {m} ({layer(m)}) imports {t} ({layer(t)})" for m, t in new
+    bad = sorted(upward_imports())
+    assert not bad, "upward imports:\n" + "\n".join(
+        f"  {m} ({layer(m)}) imports {t} ({layer(t)})" for m, t in bad
     )
-    stale = sorted(KNOWN_UPWARD - bad)
-    assert not stale, f"gone, remove from KNOWN_UPWARD: {stale}"
 
 
 def test_the_checker_sees_upward_and_local_imports(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 compared with baselines, written as a table, JSON, an HTML report, a Chrome trace or DOT.
 
     result = archgraph.profile.profile(archgraph.load("resnet50"), against=["eager"])
-    result.print_table(console); result.write_json("p.json")
+    result.print_table(console); text = result.json_text()
 """
 
 from __future__ import annotations

@@ -2,38 +2,30 @@
 
 torch.onnx's exporter (torch.export based, the default since PyTorch 2.9) is given the compiled
 fx module with the graph's input and output ids as the ONNX value names and a dynamic batch
-dimension; the model is checked with onnx.checker before it is written (atomically)."""
+dimension; the model is checked with onnx.checker. `archgraph.build(...).onnx()` gives the bytes;
+the output writer (archgraph.outputs) writes them."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import warnings
-from collections.abc import Mapping
-from pathlib import Path
 
 import torch
+from torch import fx
 
-import archgraph.api
 from archgraph.errors import ArchgraphError
 from archgraph.ir.graph import Graph
 from archgraph.profile.measure import example_inputs
-from archgraph.profile.report import write_atomic
 
 EXPORT_BATCH = 2  # torch.export specializes a size-1 dimension, so the example batch is 2
 
 
-def export_onnx(
-    graph: Graph,
-    path: str | Path,
-    *,
-    opt_level: int = 0,
-    weights: Mapping[str, torch.Tensor] | None = None,
-) -> None:
-    """Compile `graph` and write it as an ONNX model at `path` (batch dimension dynamic)."""
+def onnx_model(module: fx.GraphModule, graph: Graph, opt_level: int) -> bytes:
+    """The compiled `module` of `graph` as a serialized ONNX model (batch dimension dynamic)."""
     import onnx
 
-    module = archgraph.api.compile(graph, opt_level, weights).eval()
+    module = module.eval()
     inputs = tuple(example_inputs(graph, batch=EXPORT_BATCH))
     batch = torch.export.Dim("batch")
     log = io.StringIO()
@@ -62,4 +54,4 @@ def export_onnx(
         f": {graph.description}" if graph.description else ""
     )
     onnx.checker.check_model(model, full_check=True)
-    write_atomic(path, model.SerializeToString())
+    return model.SerializeToString()

@@ -1,31 +1,23 @@
-"""Writing a profile's files: every content is rendered first and each file written atomically,
-so a failure leaves no partial file behind (and, when rendering fails, none at all)."""
+"""The files a profile renders to, by kind: profile JSON, HTML report, Chrome trace, Graphviz
+DOT. Rendering only: archgraph.outputs writes them (after every content is rendered, so a
+failure to render writes nothing)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from archgraph.profile.dot import to_dot
 from archgraph.profile.html import render
-from archgraph.profile.report import Profile, write_atomic
+from archgraph.profile.report import Profile
 from archgraph.profile.trace import chrome_trace_text
 
+PROFILE_FILES = ("json", "report", "trace", "dot")
 
-def write_outputs(
-    profile: Profile,
-    *,
-    json_path: str | Path | None = None,
-    report_path: str | Path | None = None,
-    trace_path: str | Path | None = None,
-    dot_path: str | Path | None = None,
-) -> None:
-    """Write the requested files: profile JSON, HTML report, Chrome trace, Graphviz DOT."""
-    wanted = [
-        (json_path, Profile.json_text),
-        (report_path, render),
-        (trace_path, chrome_trace_text),
-        (dot_path, to_dot),
-    ]
-    contents = [(path, make(profile)) for path, make in wanted if path]
-    for path, text in contents:
-        write_atomic(path, text)
+
+def render_file(profile: Profile, kind: str) -> str:
+    """The text of one of PROFILE_FILES for `profile`."""
+    renderers = {
+        "json": Profile.json_text,
+        "report": render,
+        "trace": chrome_trace_text,
+        "dot": to_dot,
+    }
+    return renderers[kind](profile)

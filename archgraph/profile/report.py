@@ -4,10 +4,7 @@ docs/profile-json.md and archgraph/profile/schema.py) and as a terminal table.""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -188,9 +185,6 @@ class Profile:
 
     def json_text(self) -> str:
         return json.dumps(self.to_json(), indent=2) + "\n"
-
-    def write_json(self, path: str | Path) -> None:
-        write_atomic(path, self.json_text())
 
     # ---- terminal -------------------------------------------------------------------------
     def print_table(self, console: Console) -> None:
@@ -405,24 +399,3 @@ def human_bytes(n: float | None) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f} {unit}"
     return f"{n:.0f} B"
-
-
-def write_atomic(path: str | Path, content: str | bytes) -> None:
-    """Write a whole file or nothing: a temporary sibling renamed into place (removed on error)."""
-    path = Path(path)
-    data = content.encode() if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # what a plain open() would have given
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

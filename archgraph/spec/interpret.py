@@ -49,7 +49,7 @@ from archgraph.ir.types import DTYPES
 from archgraph.ops.registry import REQUIRED, ArgTypeError
 from archgraph.spec.block_types import param_kinds
 from archgraph.spec.bounded import BoundedBuilder, RuleCrash
-from archgraph.spec.expr import evaluate, is_expression
+from archgraph.spec.expr import Work, evaluate, is_expression
 from archgraph.spec.limits import Limits, limit_hint
 from archgraph.spec.names import name_problem, name_rule
 from archgraph.spec.yaml_source import LDict, LList
@@ -93,19 +93,27 @@ def _check_name(
     return name
 
 
-def resolve(value: Any, env: Mapping[str, Any], loc: Loc, limits: Limits = Limits()) -> Any:
-    """Evaluate `$` expressions inside a value (recursively through lists and mappings)."""
+def resolve(
+    value: Any,
+    env: Mapping[str, Any],
+    loc: Loc,
+    limits: Limits = Limits(),
+    work: Work | None = None,
+) -> Any:
+    """Evaluate `$` expressions inside a value (recursively through lists and mappings);
+    `work` is the spec's expression budget (one per value if None)."""
+    work = work or Work(limits)
     try:
         if is_expression(value):
-            return evaluate(value, env, limits)
+            return evaluate(value, env, limits, work)
     except ArchgraphError as e:
         raise e.located(loc) from None
     if isinstance(value, LList):
-        return [resolve(v, env, value.loc_of(i), limits) for i, v in enumerate(value)]
+        return [resolve(v, env, value.loc_of(i), limits, work) for i, v in enumerate(value)]
     if isinstance(value, list):
-        return [resolve(v, env, loc, limits) for v in value]
+        return [resolve(v, env, loc, limits, work) for v in value]
     if isinstance(value, LDict):
-        return {k: resolve(v, env, value.loc_of(k), limits) for k, v in value.items()}
+        return {k: resolve(v, env, value.loc_of(k), limits, work) for k, v in value.items()}
     return value
 
 
@@ -113,11 +121,12 @@ class _Interpreter:
     def __init__(self, spec: LDict, limits: Limits) -> None:
         self.spec = spec
         self.limits = limits
+        self.work = Work(limits)  # one expression budget for the whole spec
         self.templates: dict[str, BlockDef] = {}
         self.calls: list[str] = []  # the block templates being expanded, outermost first
 
     def resolve(self, value: Any, env: Mapping[str, Any], loc: Loc) -> Any:
-        return resolve(value, env, loc, self.limits)
+        return resolve(value, env, loc, self.limits, self.work)
 
     # ---- scopes ---------------------------------------------------------------------------
     def run_scope(

@@ -26,7 +26,10 @@ class Limits:
     max_repeat: int = 10_000  # `repeat:` of one entry
     max_tensor_elements: int = 2**31  # elements of any one tensor: node outputs and parameters
     max_expr_chars: int = 500  # characters of one `$` expression
-    max_expr_items: int = 100_000  # length of a list or string an expression computes
+    max_expr_items: int = 100_000  # elements of a list (nested lists counted through) or string
+    # elements touched by all of a spec's expressions together: comparisons, `in`, min/max,
+    # building and repeating lists, parsing numbers, big-integer words (see spec/expr.py Work)
+    max_expr_work: int = 10_000_000
 
     def raised(self, **changes: int) -> Limits:
         return dataclasses.replace(self, **changes)
@@ -43,6 +46,7 @@ LIMIT_NAMES: dict[str, str] = {
     "tensor_elements": "max_tensor_elements",
     "expr_chars": "max_expr_chars",
     "expr_items": "max_expr_items",
+    "expr_work": "max_expr_work",
 }
 
 

@@ -27,18 +27,11 @@ from archgraph.train.schedules import SparseSchedule, check_schedule, make_sched
 
 
 def compile_for_training(graph: Graph, opt_level: int, *, seed: int = 0) -> fx.GraphModule:
-    """The one place the trainer compiles a graph. Only -O0 modules train for now (-O1/-O2 fold
-    batchnorm for inference); this becomes archgraph.compile(graph, level, mode="train")."""
+    """The one place the trainer compiles a graph: archgraph.compile in train mode, so every
+    level trains like -O0 (archgraph.passes.pipelines' train pipelines)."""
     import archgraph
 
-    if opt_level != 0:
-        raise ArchgraphError(
-            f"-O{opt_level} modules cannot train yet",
-            expected="-O0",
-            found=f"-O{opt_level}",
-            hint="train at -O0 (the default); -O1/-O2 are for inference",
-        )
-    return archgraph.compile(graph, opt_level, seed=seed).train()
+    return archgraph.compile(graph, opt_level, seed=seed, mode="train")
 
 
 @dataclass(frozen=True)

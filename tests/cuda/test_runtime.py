@@ -131,25 +131,25 @@ def test_emit_kernels_writes_one_module_per_group(tmp_path: Path, capsys) -> Non
     assert [p.name for p in tmp_path.iterdir()] == ["kernels"]  # no temporaries left
 
 
-def test_emit_kernels_leaves_nothing_on_error(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
-    from archgraph.codegen.kernels.cuda import emit
+def test_emit_kernels_leaves_nothing_on_error(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from archgraph.outputs import write_folder
 
     out = tmp_path / "kernels"
     assert main(["compile", "no_such_spec", "-O2", "--emit-kernels", str(out)]) == 2
     assert not out.exists()
     # a write failing after another succeeded: no directory, no temporaries
-    monkeypatch.setattr(emit, "render_files", lambda g, d=None: {"a.cu": "x", "no/such.cu": "y"})
+    failing = {"index.txt": "# archgraph kernels", "a.cu": "x", "no/such.cu": "y"}
     with pytest.raises(OSError):
-        emit.write_kernels(None, out)
+        write_folder(out, failing)
     assert list(tmp_path.iterdir()) == []
-    # an existing directory survives a failed re-emission unchanged
+    # an existing directory (archgraph's) survives a failed re-emission unchanged
     out.mkdir()
+    (out / "index.txt").write_text("# archgraph kernels\n")
     (out / "keep.cu").write_text("kept")
     with pytest.raises(OSError):
-        emit.write_kernels(None, out)
+        write_folder(out, failing)
     assert [p.name for p in tmp_path.iterdir()] == ["kernels"]
     assert (out / "keep.cu").read_text() == "kept"
-    monkeypatch.undo()
     file = tmp_path / "file"
     file.write_text("")
     assert main(["compile", "resnet18", "--emit-kernels", str(file)]) == 2

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import torch
 
 import archgraph
-from archgraph.profile.export import export_onnx
+from archgraph.outputs import write_file
 from tests.reference import max_relative_error
 
 
@@ -48,7 +48,7 @@ def test_cli_export_resnet18(tmp_path: Path) -> None:
 
 def test_export_attention_model(tmp_path: Path) -> None:
     path = tmp_path / "vit.onnx"
-    export_onnx(archgraph.load("vit_small_patch16_224"), path)
+    write_file(path, archgraph.build("vit_small_patch16_224").onnx())
     assert onnx_matches_module(path, "vit_small_patch16_224") <= 1e-4
 
 

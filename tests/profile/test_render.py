@@ -16,9 +16,10 @@ import pytest
 from matplotlib.image import imread
 
 import archgraph
+from archgraph.outputs import write_file
 from archgraph.profile import profile
 from archgraph.profile.html import heat
-from archgraph.profile.outputs import write_outputs
+from archgraph.profile.outputs import render_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS = [
@@ -49,7 +50,7 @@ def chromium() -> str:
 def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
     result = profile(archgraph.load("resnet18"), warmup=1, repeats=3)
     path = tmp_path_factory.mktemp("report") / "resnet18.html"
-    write_outputs(result, report_path=path)
+    write_file(path, render_file(result, "report"))
     yield path, result.to_json()
 
 

@@ -15,9 +15,10 @@ import jsonschema
 import pytest
 
 import archgraph
+from archgraph.outputs import OutputPlan, write_file
 from archgraph.profile import outputs, profile
 from archgraph.profile.dot import quote
-from archgraph.profile.report import group_rows, write_atomic
+from archgraph.profile.report import group_rows
 from archgraph.profile.schema import PROFILE_SCHEMA
 
 
@@ -196,8 +197,9 @@ def test_a_failed_render_writes_no_file(tmp_path: Path, monkeypatch: pytest.Monk
         raise RuntimeError("render failed")
 
     monkeypatch.setattr(outputs, "render", broken)
-    with pytest.raises(RuntimeError):
-        outputs.write_outputs(result, json_path=json_path, report_path=html_path)
+    plan = OutputPlan.check({"--json": json_path, "--report": html_path})
+    with pytest.raises(RuntimeError):  # every content is rendered before anything is written
+        plan.write({k: outputs.render_file(result, k[2:]) for k in ("--json", "--report")})
     assert not json_path.exists() and html_path.read_text() == "previous report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
 
@@ -211,7 +213,7 @@ def test_write_atomic_leaves_the_old_file_when_the_write_fails(
     def fail(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("archgraph.profile.report.os.replace", fail)
+    monkeypatch.setattr("archgraph.outputs.os.replace", fail)
     with pytest.raises(OSError):
-        write_atomic(path, "new")
+        write_file(path, "new")
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.json"]

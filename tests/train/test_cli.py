@@ -37,7 +37,7 @@ def test_train_prints_a_table_and_checkpoints(
     [
         (["--data", "/nonexistent/dir"], "/nonexistent/dir: error: the training data is not a dir"),
         (["--sparsity", "0.5"], "--sparse-schedule and --sparsity go together"),
-        (["-O", "1"], "-O1 modules cannot train yet"),
+        (["-O", "3"], "-O3"),
         (
             ["--resume", "--checkpoint", "/nonexistent/c.pt"],
             "/nonexistent/c.pt: error: no checkpoint",

@@ -1,4 +1,5 @@
-"""Checking pruning options, and parsing the CLI's `--prune KIND=VALUE[,key=value...]`."""
+"""Pruning options: the kinds and their choices, their checks, and the option object that a
+`KIND=VALUE[,key=value...]` string (`--prune`, a sweep file's prune axis) becomes."""
 
 from __future__ import annotations
 
@@ -43,11 +44,12 @@ class PruneOption:
 
 
 def parse_prune(text: str) -> PruneOption:
-    """`channels=0.5,importance=l1,scope=layer` or `weights=0.9,method=magnitude,scope=global`."""
+    """`channels=0.5,importance=l1,scope=layer` or `weights=0.9,method=magnitude`: the option
+    string of `--prune`, of a sweep file's prune axis and of `archgraph train --prune`."""
+
     where = f"--prune {text}"
-    parts = [p.strip() for p in text.split(",") if p.strip()]
     pairs = []
-    for p in parts:
+    for p in (p.strip() for p in text.split(",") if p.strip()):
         if "=" not in p:
             raise ArchgraphError(
                 f"{where}: expected KEY=VALUE, found '{p}'",
@@ -78,12 +80,6 @@ def parse_prune(text: str) -> PruneOption:
     allowed = KINDS[kind]
     options: dict[str, str] = {}
     for key, value in pairs[1:]:
-        if key not in allowed:
-            raise ArchgraphError(
-                f"{where}: unknown option '{key}' for {kind}",
-                expected=" | ".join(allowed),
-                found=repr(key),
-                hint=did_you_mean(key, allowed),
-            )
+        check_choice("option", key, tuple(allowed), f"{where}: {kind}")
         options[key] = check_choice(key, value, allowed[key], where)
     return PruneOption(kind, ratio, options)
