@@ -225,8 +225,13 @@ class _Interpreter:
                     if dep not in preds[name]:
                         preds[name].add(dep)
                         succs[dep].append(name)
-                elif ref not in names and b.qualify(ref) not in b.graph:
-                    raise self._unknown_ref(ref, loc, b.qualify(name), known)
+                elif ref not in names:
+                    try:
+                        target = b.qualify(ref)  # '.' has no meaning outside a block call
+                    except SpecError as e:
+                        raise e.located(loc, b.qualify(name)) from None
+                    if target not in b.graph:
+                        raise self._unknown_ref(ref, loc, b.qualify(name), known)
         position = {n: i for i, n in enumerate(entries)}
         waiting = {name: len(p) for name, p in preds.items()}
         ready = [position[n] for n, count in waiting.items() if count == 0]

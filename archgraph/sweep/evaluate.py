@@ -107,7 +107,7 @@ def _measure(task: Task, graph: Any) -> dict[str, Any]:
 
 def _evaluate(task: Task) -> dict[str, Any]:
     import archgraph
-    from archgraph.profile.report import write_atomic
+    from archgraph.outputs import write_file as write_atomic
     from archgraph.spec.emit import graph_to_yaml
 
     plugins = [p for p in task.plugins if p not in _loaded_plugins]

@@ -121,7 +121,7 @@ def run_sweep(
     progress: Progress | None = None,
 ) -> SweepResult:
     """Run the sweep file at `path` (see archgraph/sweep/fileformat.py) and write its outputs."""
-    from archgraph.profile.report import write_atomic
+    from archgraph.outputs import write_file as write_atomic
 
     sweep = load_sweep(path)
     points = expand(sweep)

@@ -82,7 +82,7 @@ class ResultsTable:
 
     def open(self, resume: bool) -> list[dict[str, str]]:
         """Start the table, or with `resume` continue the one there; returns its finished rows."""
-        from archgraph.profile.report import write_atomic
+        from archgraph.outputs import write_file as write_atomic
 
         if not self.path.exists() or self.path.stat().st_size == 0:
             write_atomic(self.path, _line(self.columns))

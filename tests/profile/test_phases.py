@@ -29,7 +29,7 @@ def test_pass_times_and_optimized_graph_come_from_module_meta(
 ) -> None:
     """What a pass pipeline leaves in the module's meta shows in the profile: a phase per pass,
     and the optimized graph (here a stand-in with one node fewer) is the one costed."""
-    real_compile = archgraph.api.compile
+    real_compile = archgraph.profile.phases.compile_graph
     b = Builder("optimized")
     x = b.input("x", [3, 8, 8])
     b.output(b.node("conv2d", x, name="conv", out_channels=4, kernel_size=3))
@@ -41,7 +41,7 @@ def test_pass_times_and_optimized_graph_come_from_module_meta(
         module.meta[IR_KEY] = optimized
         return module
 
-    monkeypatch.setattr(archgraph.api, "compile", compile_with_passes)
+    monkeypatch.setattr(archgraph.profile.phases, "compile_graph", compile_with_passes)
     b = Builder("original")
     x = b.input("x", [3, 8, 8])
     y = b.node("conv2d", x, name="conv", out_channels=4, kernel_size=3)
