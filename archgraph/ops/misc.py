@@ -121,13 +121,15 @@ def _upsample_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     return x.with_shape((*x.shape[:2], ho, wo))
 
 
-def _upsample_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
+def interpolate_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
+    """F.interpolate by `size` or `scale_factor` (upsample, upsample3d); align_corners for the
+    interpolating modes (all but nearest)."""
     kwargs: dict[str, Any] = {"mode": args["mode"]}
     if args["size"] is not None:
         kwargs["size"] = args["size"]
     else:
         kwargs["scale_factor"] = args["scale_factor"]
-    if args["mode"] in ("bilinear", "bicubic"):
+    if args["mode"] != "nearest":
         kwargs["align_corners"] = args["align_corners"]
     return emit.function(F.interpolate, (xs[0],), kwargs)
 
@@ -149,7 +151,7 @@ UPSAMPLE = register_op(
         },
         infer=_upsample_infer,
         cost=_upsample_cost,
-        lower=_upsample_lower,
+        lower=interpolate_lower,
         channels=PASS_NCHW,
     )
 )

@@ -14,6 +14,7 @@ from torch import fx, nn
 
 from archgraph.ir.types import TensorType
 from archgraph.ops.conv import conv_channel_rule, window_out
+from archgraph.ops.misc import interpolate_lower
 from archgraph.ops.registry import (
     BOOL,
     FLOAT,
@@ -222,17 +223,6 @@ def _upsample_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
     return x.with_shape((*x.shape[:2], *out))
 
 
-def _upsample_lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
-    kwargs: dict[str, Any] = {"mode": args["mode"]}
-    if args["size"] is not None:
-        kwargs["size"] = args["size"]
-    else:
-        kwargs["scale_factor"] = args["scale_factor"]
-    if args["mode"] == "trilinear":
-        kwargs["align_corners"] = args["align_corners"]
-    return emit.function(F.interpolate, (xs[0],), kwargs)
-
-
 def _upsample_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
     # trilinear: 8 taps, 7 lerps of 2 flops (one multiply-add and one subtraction) each
     per = {"nearest": 0, "trilinear": 14}[args["mode"]]
@@ -251,7 +241,7 @@ UPSAMPLE3D = register_op(
         },
         infer=_upsample_infer,
         cost=_upsample_cost,
-        lower=_upsample_lower,
+        lower=interpolate_lower,
         channels=PASS_NCHW,
     )
 )
