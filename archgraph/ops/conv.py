@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -83,24 +85,29 @@ def _params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]
     return specs
 
 
-def _cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
-    kh, kw = args["kernel_size"]
-    macs = out.numel * (ins[0].shape[1] // args["groups"]) * kh * kw
+def conv_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
+    """Each output element: (in_channels / groups) x the kernel's taps MACs (any rank)."""
+    macs = out.numel * (ins[0].shape[1] // args["groups"]) * math.prod(args["kernel_size"])
     return Cost(macs=macs, flops=2 * macs + (out.numel if args["bias"] else 0))
 
 
-def _module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
-    return nn.Conv2d(
-        ins[0].shape[1],
-        args["out_channels"],
-        args["kernel_size"],
-        stride=args["stride"],
-        padding=args["padding"],
-        dilation=args["dilation"],
-        groups=args["groups"],
-        bias=args["bias"],
-        device="meta",
-    )
+def conv_module(cls: type[nn.Module]) -> Callable[[dict[str, Any], list[TensorType]], nn.Module]:
+    """The module maker of a convolution op over `cls` (nn.Conv2d, nn.Conv3d)."""
+
+    def make(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
+        return cls(
+            ins[0].shape[1],
+            args["out_channels"],
+            args["kernel_size"],
+            stride=args["stride"],
+            padding=args["padding"],
+            dilation=args["dilation"],
+            groups=args["groups"],
+            bias=args["bias"],
+            device="meta",
+        )
+
+    return make
 
 
 def conv_channel_rule(args: dict[str, Any], ins: list[TensorType]) -> ChannelRule:
@@ -141,8 +148,8 @@ CONV2D = register_op(
         },
         infer=_infer,
         params=_params,
-        cost=_cost,
-        module=_module,
+        cost=conv_cost,
+        module=conv_module(nn.Conv2d),
         channels=conv_channel_rule,
         fused="conv2d_fused",  # archgraph.ops.fused_conv: prologue, epilogue, prepack
         fold_axis=1,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from archgraph.ir.types import TensorType
-from archgraph.ops.conv import conv_channel_rule, window_out
+from archgraph.ops.conv import conv_channel_rule, conv_cost, conv_module, window_out
 from archgraph.ops.misc import interpolate_lower
 from archgraph.ops.registry import (
     BOOL,
@@ -106,26 +106,6 @@ def _conv_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, Param
     return specs
 
 
-def _conv_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
-    kd, kh, kw = args["kernel_size"]
-    macs = out.numel * (ins[0].shape[1] // args["groups"]) * kd * kh * kw
-    return Cost(macs=macs, flops=2 * macs + (out.numel if args["bias"] else 0))
-
-
-def _conv_module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
-    return nn.Conv3d(
-        ins[0].shape[1],
-        args["out_channels"],
-        args["kernel_size"],
-        stride=args["stride"],
-        padding=args["padding"],
-        dilation=args["dilation"],
-        groups=args["groups"],
-        bias=args["bias"],
-        device="meta",
-    )
-
-
 CONV3D = register_op(
     OpDef(
         name="conv3d",
@@ -141,8 +121,8 @@ CONV3D = register_op(
         },
         infer=_conv_infer,
         params=_conv_params,
-        cost=_conv_cost,
-        module=_conv_module,
+        cost=conv_cost,
+        module=conv_module(nn.Conv3d),
         channels=conv_channel_rule,
     )
 )
