@@ -12,7 +12,8 @@ the other samples in the batch):
   y = sum over kept choices of gate * expert_e(x), expert_e = fc2_e(act(fc1_e(x)))
 The experts run on their capacity buffers [N, E, C, D] (one batched matmul per layer), so the
 cost rule counts E * C expert slots per sample: the k active experts per token, plus the slack
-the capacity factor leaves (C * E = k * L when the capacity factor is 1 and E divides k * L).
+the capacity factor leaves (C * E = k * L when the capacity factor is 1 and E divides k * L);
+its active MACs (the profiler's MACs per token) are the gate and the k experts of each token.
 
 Load balancing (Switch Transformer eq. 4): aux = E * sum_e f_e * P_e with f_e the fraction of a
 sample's tokens whose first choice is e and P_e the mean router probability of e, averaged over
@@ -176,6 +177,7 @@ def _cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
         macs=gate + experts,
         flops=2 * (gate + experts) + softmax + pointwise,
         inactive_params=expert_params * (e - k) // e,
+        active_macs=gate + n * length * k * 2 * d * h,
     )
 
 

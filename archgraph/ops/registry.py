@@ -163,11 +163,17 @@ class Cost:
     inactive_params: of the node's trainable parameters, how many a token does not use (the
     experts a mixture-of-experts layer does not route it to); the profiler's active params are
     the params less these.
+
+    active_macs: of `macs`, the work the tokens' own routes do, when the op does more (a mixture
+    of experts runs every expert over its capacity slots, empty ones included: its active MACs
+    are the gate plus each token's top-k experts); None: all of `macs`. The profiler's MACs per
+    token are built from these.
     """
 
     macs: int = 0
     flops: int = 0
     inactive_params: int = 0
+    active_macs: int | None = None
 
 
 class ShapeMismatch(Exception):

@@ -5,6 +5,9 @@ Definitions (docs/profile-json.md has the whole schema):
   params        trainable parameters the node owns (a node sharing another's owns none)
   active_params the params one token uses (a mixture of experts: the gate and top-k experts)
   macs          multiply-accumulates of conv, linear, matmul and attention work (the op's rule)
+  macs_per_token  for a node whose output is a token sequence [N, L, D]: its active MACs (a
+                mixture of experts: gate and top-k experts, no empty capacity slots) over N * L;
+                the total sums these over the token nodes (None when the model has none)
   matmul_flops  2 * macs: one multiply and one add per MAC, what torch.utils.flop_counter counts
   other_flops   pointwise, normalization, softmax and pooling work (flop counters leave it out)
   flops         matmul_flops + other_flops
@@ -46,6 +49,7 @@ class NodeCost:
     conv_mac: int | None = None  # ShuffleNet V2 / VoVNet memory access cost, in elements
     reason: str = ""  # why macs/flops are None
     active_params: int | None = None  # params a token uses (MoE: its top-k experts); None: all
+    macs_per_token: float | None = None  # token nodes [N, L, D] only (see the module docstring)
 
     @property
     def params_per_token(self) -> int:
@@ -103,6 +107,13 @@ def _apply_rule(op: OpDef, node: Node, graph: Graph) -> tuple[Cost | None, str]:
     return cost, ""
 
 
+def _macs_per_token(cost: Cost | None, out_shape: tuple[int, ...]) -> float | None:
+    if cost is None or len(out_shape) != 3 or out_shape[0] * out_shape[1] == 0:
+        return None
+    active = cost.macs if cost.active_macs is None else cost.active_macs
+    return active / (out_shape[0] * out_shape[1])
+
+
 def node_cost(graph: Graph, node: Node) -> NodeCost:
     op = get_op(node.op)
     ins = [graph[i].type for i in node.inputs]
@@ -126,6 +137,7 @@ def node_cost(graph: Graph, node: Node) -> NodeCost:
         active_params=params - cost.inactive_params
         if cost and cost.inactive_params and owned
         else None,
+        macs_per_token=_macs_per_token(cost, node.type.shape),
     )
 
 
@@ -144,6 +156,7 @@ def totals(costs: list[NodeCost]) -> NodeCost:
     before reading them as whole-model figures."""
     counted = [c for c in costs if c.counted]
     conv = [c.conv_mac for c in costs if c.conv_mac is not None]
+    per_token = [c.macs_per_token for c in costs if c.macs_per_token is not None]
     return NodeCost(
         "total",
         "",
@@ -157,4 +170,5 @@ def totals(costs: list[NodeCost]) -> NodeCost:
         conv_mac=sum(conv) if conv else None,
         reason=", ".join(c.id for c in costs if not c.counted),
         active_params=sum(c.params_per_token for c in costs),
+        macs_per_token=sum(per_token) if per_token else None,
     )

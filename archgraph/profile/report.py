@@ -117,6 +117,7 @@ class Profile:
             "module_params": self.module_params,
             "active_params": total.active_params,
             "macs": total.macs,
+            "macs_per_token": total.macs_per_token,
             "flops": total.flops,
             "matmul_flops": 2 * total.macs,
             "other_flops": total.flops - 2 * total.macs,
@@ -296,6 +297,8 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
     ]
     if data.get("active_params", data["params"]) != data["params"]:
         lines[0] += f"active params {data['active_params']:,} per token (MoE: top-k experts) | "
+    if data.get("macs_per_token") is not None:
+        lines[0] += f"MACs per token {human(round(data['macs_per_token']))} (token layers) | "
     lines[0] += (
         f"MACs {human(data['macs'])} | FLOPs {human(data['flops'])} = matmul {human(data['matmul_flops'])} "
         f"(2 per MAC) + other {human(data['other_flops'])} (pointwise, norm, softmax, pooling) | "

@@ -17,6 +17,7 @@ from archgraph import Builder
 from archgraph.cli import main
 from archgraph.ops.moe import collect_aux_loss
 from archgraph.profile.costs import node_costs, totals
+from archgraph.profile.report import summary_lines
 
 
 def reference_moe(
@@ -172,3 +173,30 @@ def test_profile_reports_active_and_total_params() -> None:
     data = profile(graph, measure=False).to_json()
     d, e, h, k = 64, 8, 128, 2
     assert data["active_params"] == data["params"] - (e - k) * (2 * d * h + h + d)
+
+
+def test_macs_per_token_count_the_top_k_experts_not_the_capacity_slack() -> None:
+    """WideNet-B at 224 with capacity factor 1.2: the experts run E * C slots per sample (more
+    than k * L), but a token's own work is the gate, its attention and its top-k experts."""
+    from archgraph.profile import profile
+
+    graph = archgraph.load("widenet_b")
+    d, e, h, k, length, depth = 768, 4, 3072, 2, 197, 12
+    moe = next(c for c in node_costs(graph) if c.op == "moe_mlp")
+    assert moe.macs > length * (d * e + k * 2 * d * h)  # the capacity slack is in `macs`
+    assert moe.macs_per_token == d * e + k * 2 * d * h
+    attention = 4 * d * d + 2 * length * d  # qkv + proj, then q k^T and attn v per token
+    expected = depth * (attention + d * e + k * 2 * d * h)
+    data = profile(graph, measure=False).to_json()
+    assert data["macs_per_token"] == expected
+    assert "MACs per token" in "\n".join(summary_lines(data))
+
+
+def test_macs_per_token_of_a_dense_vit_by_hand() -> None:
+    """ViT-S/16: 12 blocks of qkv (3 d^2), q k^T and attn v (2 L d), proj (d^2), MLP (8 d^2) per
+    token; patch embedding (a conv on the image) and the head (on the class token) are not
+    token layers."""
+    d, length = 384, 197
+    total = totals(node_costs(archgraph.load("vit_small_patch16_224")))
+    assert total.macs_per_token == 12 * (12 * d * d + 2 * length * d)
+    assert totals(node_costs(archgraph.load("resnet50"))).macs_per_token is None
