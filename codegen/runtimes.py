@@ -98,7 +98,7 @@ class FusedConv2d(nn.Module):
         self.stride, self.padding = args["stride"], args["padding"]
         self.dilation, self.groups = args["dilation"], args["groups"]
         self.activation, self.pre_activation = args["activation"], args["pre_activation"]
-        self.prepack = args["prepack"]
+        self.prepack, self.parts = args["prepack"], args["parts"]
         for name, spec in get_op("conv2d_fused").params(args, ins).items():
             tensor = torch.empty(spec.shape, device="meta")
             if spec.trainable:
@@ -111,7 +111,10 @@ class FusedConv2d(nn.Module):
             self.pre_scale = self.pre_shift = None
         self.packed = cpu.PackedWeight()
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        """tensors: the input (or its `parts`, concatenated on the channels), then the residual."""
+        x = tensors[0] if self.parts == 1 else list(tensors[: self.parts])
+        residual = tensors[self.parts] if len(tensors) > self.parts else None
         return dispatch.conv2d_fused(
             x,
             residual,
@@ -133,6 +136,7 @@ class FusedConv2d(nn.Module):
         return (
             f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
             f"activation={self.activation}, prepack={self.prepack}"
+            + (f", parts={self.parts}" if self.parts > 1 else "")
         )
 
 

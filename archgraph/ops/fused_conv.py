@@ -11,7 +11,10 @@
 - `activation`: one of the unary pointwise steps registered when this module loads (the
   built-in activations; archgraph.ops.fused.unary_steps), or "none";
 - `prepack`: compute with the weight reordered once into the device's preferred layout (the
-  layout pass sets it; on the CPU: oneDNN's blocked weights and fused post-ops).
+  layout pass sets it; on the CPU: oneDNN's blocked weights and fused post-ops);
+- `parts` (conv only): the first `parts` inputs are read as their channel concatenation, which is
+  never made: the conv runs on each over its slice of the weight's input channels and the
+  results accumulate (the dense-concat pass's split of a concat read only by convs).
 
 Parameter names are the conv's and linear's own (`weight`, `bias`), so a fused node keeps the
 state_dict keys of the conv it replaces. conv2d and linear name these ops as their fused form
@@ -29,6 +32,7 @@ from archgraph.ops.fused import unary_steps
 from archgraph.ops.linear import LINEAR
 from archgraph.ops.registry import (
     BOOL,
+    INT,
     STR,
     Arg,
     Cost,
@@ -79,13 +83,50 @@ def _epilogue_flops(args: dict[str, Any], out: TensorType) -> int:
 # ---- conv2d_fused ------------------------------------------------------------------------------
 
 
+def conv_input(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
+    """The type of the input the conv reads: the channel concatenation of its `parts` inputs."""
+    parts = args["parts"]
+    if parts < 1 or len(ins) < parts:
+        raise ShapeMismatch(
+            "conv2d_fused reads its first `parts` inputs",
+            expected=f"at least {max(parts, 1)} input(s), parts >= 1",
+            found=f"{len(ins)} input(s), parts={parts}",
+        )
+    first = ins[0]
+    for i, t in enumerate(ins[1:parts], start=1):
+        if (
+            t.rank != first.rank
+            or t.dtype != first.dtype
+            or t.shape[2:] != first.shape[2:]
+            or t.shape[0] != first.shape[0]
+        ):
+            raise ShapeMismatch(
+                "the parts of a conv's input must differ only in channels",
+                expected=f"[N, *, H, W] like {first}",
+                found=str(t),
+                input_index=i,
+            )
+    if parts > 1 and (
+        args["pre_affine"] or args["pre_activation"] != "none" or args["groups"] != 1
+    ):
+        raise ShapeMismatch(
+            "a conv over several parts takes no prologue and no groups",
+            expected="pre_affine false, pre_activation none, groups 1",
+            found=f"parts={parts}, groups={args['groups']}",
+        )
+    channels = sum(t.shape[1] for t in ins[:parts])
+    return TensorType((first.shape[0], channels, *first.shape[2:]), first.dtype)
+
+
 def _conv_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
-    out = CONV2D.infer(_base_args(args, CONV2D), ins[:1])
-    return _check_residual(args, ins, out)
+    x = conv_input(args, ins)
+    out = CONV2D.infer(_base_args(args, CONV2D), [x])
+    return _check_residual(args, [x, *ins[args["parts"] :]], out)
 
 
 def _conv_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
-    specs = CONV2D.params(_base_args(args, CONV2D), ins[:1])
+    x = conv_input(args, ins)
+    specs = CONV2D.params(_base_args(args, CONV2D), [x])
     if args["pre_affine"]:
         c = (ins[0].shape[1],)
         specs["pre_scale"] = ParamSpec(c, "ones", trainable=False)
@@ -94,7 +135,7 @@ def _conv_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, Param
 
 
 def _conv_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
-    base = CONV2D.cost(_base_args(args, CONV2D), ins[:1], out)
+    base = CONV2D.cost(_base_args(args, CONV2D), [conv_input(args, ins)], out)
     pre = (2 if args["pre_affine"] else 0) + (
         get_step(args["pre_activation"]).flops if args["pre_activation"] != "none" else 0
     )
@@ -110,8 +151,9 @@ CONV2D_FUSED = register_op(
             "pre_affine": Arg(BOOL, False, doc="per-channel scale and shift of the input"),
             "pre_activation": Arg(STR, "none", choices=("none", "relu")),
             **_EPILOGUE_ARGS,
+            "parts": Arg(INT, 1, doc="inputs read as one channel concatenation (never made)"),
         },
-        arity=(1, 2),
+        arity=(1, None),
         infer=_conv_infer,
         params=_conv_params,
         cost=_conv_cost,

@@ -14,15 +14,27 @@ Families need at least two concats. A concat computed once (one-shot aggregation
 concatenation) copies each feature once either way, and a buffer made for it was measured to
 hold more memory, not less (2026-12-02, CPU, -O2: unet2d inference peak 1.03x; training peak
 1.09x for unet2d at 128 px and 1.15x for resunet3d_glioma, even with the skip's other readers
-moved onto the buffer), so lone concats stay torch.cat. A family's concats must all be over
+moved onto the buffer). Such a concat goes another way when only 2-D convolutions read it (a
+U-Net decoder's [skip, up-sampled] into its first conv): a convolution is linear in its input
+channels, so
+
+    conv(concat(f1, ..., fk), W) = conv(f1, W[:, :c1]) + ... + conv(fk, W[:, -ck:])
+
+so each such conv becomes a conv2d_fused over the concat's inputs as its `parts`: one conv per
+part over its slice of the weight's input channels, accumulated in place (oneDNN's sum
+post-op), with the same id and weights. The concatenated tensor is never made: no copy, and a
+U-Net decoder's widest moment holds the skip, the up-sampled map and the output instead of
+those plus their concatenation. A family's concats, and the concats split this way, are over
 dim 1.
 """
 
 from __future__ import annotations
 
-from archgraph.ir.graph import Graph
+from archgraph.ir.graph import Graph, Node
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
+
+_SPLIT_OPS = ("conv2d", "conv2d_fused")
 
 
 def _families(rw: Rewriter) -> list[tuple[list[str], list[str]]]:
@@ -45,6 +57,43 @@ def _families(rw: Rewriter) -> list[tuple[list[str], list[str]]]:
             claimed.update(members)
             families.append((list(longest.inputs), members))
     return families
+
+
+def _splittable(rw: Rewriter, conv: Node, concat: str) -> bool:
+    """A 2-D conv (not grouped) reading `concat` as its data input, with no prologue on it."""
+    args = conv.args
+    return (
+        conv.op in _SPLIT_OPS
+        and args["groups"] == 1
+        and conv.inputs[0] == concat
+        and concat not in conv.inputs[1:]
+        and args.get("parts", 1) == 1
+        and not args.get("pre_affine", False)
+        and args.get("pre_activation", "none") == "none"
+    )
+
+
+def _split_conv(rw: Rewriter, conv: Node, features: list[str]) -> None:
+    """conv(concat(features)) -> conv2d_fused over the features as parts (same id, weights)."""
+    args = dict(conv.args, parts=len(features))
+    rw.put(rw.make(conv.id, "conv2d_fused", (*features, *conv.inputs[1:]), **args))
+
+
+def _split_concats(rw: Rewriter, claimed: set[str]) -> list[str]:
+    """Lone channel concats read only by splittable 2-D convs: each conv is split, the concat
+    goes. Returns the concats removed."""
+    removed = []
+    for node in rw.order():
+        if node.id in claimed or rw.is_output(node.id) or not rw.concats_channels(node.id):
+            continue
+        users = [rw[u] for u in rw.consumers(node.id)]
+        if not users or not all(_splittable(rw, u, node.id) for u in users):
+            continue
+        for conv in users:
+            _split_conv(rw, conv, list(node.inputs))
+        rw.remove(node.id)
+        removed.append(node.id)
+    return removed
 
 
 def dense_concat(graph: Graph) -> tuple[Graph, Change]:
@@ -73,11 +122,15 @@ def dense_concat(graph: Graph) -> tuple[Graph, Change]:
             k = len(rw[concat_id].inputs)
             view = rw.make(concat_id, "buffer_prefix", (buffers[k - 1],), channels=offsets[k - 1])
             rw.put(view)
+    split = _split_concats(rw, {m for _, members in families for m in members})
     notes = tuple(f"{m[0]}: {len(f)} features, {len(m) - 1} re-concatenations" for f, m in families)
-    return rw.build(), Change(groups_fused=len(families), notes=notes)
+    notes += tuple(f"{c}: split into its convs' inputs (no concatenation)" for c in split)
+    return rw.build(), Change(groups_fused=len(families) + len(split), notes=notes)
 
 
 DENSE_CONCAT = Pass(
-    "dense_concat", "dense blocks write into one preallocated buffer (no re-concatenation)",
+    "dense_concat",
+    "dense blocks write into one preallocated buffer (no re-concatenation); a concat read only "
+    "by convs is split into their inputs",
     dense_concat,
 )  # fmt: skip

@@ -212,8 +212,66 @@ def prologue_chunks(x: Tensor, groups: int) -> list[tuple[int, int]]:
     return list(zip(bounds, bounds[1:], strict=False))
 
 
+def conv_over_parts(
+    parts: Sequence[Tensor],
+    weight: Tensor,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    inplace_ok: bool,
+) -> Tensor:
+    """conv2d(concat(parts, dim=1), weight) without the concatenation: the sum over the parts
+    of each one's conv with its slice of the weight's input channels."""
+    y: Tensor | None = None
+    lo = 0
+    for part in parts:
+        hi = lo + part.shape[1]
+        with recomputed_input(part):
+            z = F.conv2d(part, weight[:, lo:hi], None, stride, padding, dilation, groups)
+        y = z if y is None else (y.add_(z) if inplace_ok else y + z)
+        lo = hi
+    assert y is not None
+    return y
+
+
+def _onednn_parts(
+    parts: Sequence[Tensor],
+    residual: Tensor | None,
+    weight: Tensor,
+    bias: Tensor | None,
+    args: tuple[Any, ...],
+    act: str,
+    cache: PackedWeight,
+) -> Tensor:
+    """conv over the parts' channel concatenation: the first part's conv (with the bias and the
+    residual), then each further part's conv added in place by oneDNN's sum post-op."""
+    y: Tensor | None = None
+    lo = 0
+    for i, part in enumerate(parts):
+        hi = lo + part.shape[1]
+        packed = _packed_conv_weight(cache, weight, part, args, lo, hi)
+        if y is None:
+            y = (
+                torch.ops.mkldnn._convolution_pointwise(part, packed, bias, *args, "none", [], "")
+                if residual is None
+                else torch.ops.mkldnn._convolution_pointwise.binary(
+                    part, residual, packed, bias, *args, "add", 1.0, None, [], None
+                )
+            )
+        else:
+            fuse_relu = act == "relu" and i == len(parts) - 1
+            torch.ops.mkldnn._convolution_pointwise_.binary(
+                y, part, packed, None, *args, "add", 1.0,
+                "relu" if fuse_relu else None, [], "" if fuse_relu else None,
+            )  # fmt: skip
+        lo = hi
+    assert y is not None
+    return y if act == "relu" else activation(y, act, True)
+
+
 def conv2d_fused(
-    x: Tensor,
+    x: Tensor | list[Tensor],
     residual: Tensor | None,
     weight: Tensor,
     bias: Tensor | None,
@@ -229,7 +287,23 @@ def conv2d_fused(
     prepack: bool,
     cache: PackedWeight,
 ) -> Tensor:
-    """act(conv2d(prologue(x), weight, bias) + residual)."""
+    """act(conv2d(prologue(x), weight, bias) + residual). A list x holds the parts of the input's
+    channels (their concatenation is never made; no prologue then)."""
+    if isinstance(x, list):
+        inplace_ok = not _needs_grad(*x, residual, weight, bias)
+        if prepack and _onednn_ok(x[0], *x[1:], residual, weight, bias):
+            args = (list(padding), list(stride), list(dilation), groups)
+            return _onednn_parts(x, residual, weight, bias, args, act, cache)
+        y = conv_over_parts(x, weight, stride, padding, dilation, groups, inplace_ok)
+        if bias is not None:
+            y = (
+                y.add_(_channel_view(bias, y.dim()))
+                if inplace_ok
+                else y + _channel_view(bias, y.dim())
+            )
+        if residual is not None:
+            y = y.add_(residual) if inplace_ok else y + residual
+        return activation(y, act, inplace_ok)
     inplace_ok = not _needs_grad(x, residual, weight, bias, pre_scale, pre_shift)
     has_prologue = pre_scale is not None or pre_act != "none"
     if prepack and _onednn_ok(x, residual, weight, bias, pre_scale, pre_shift):

@@ -153,6 +153,65 @@ def test_fused_conv_trains_through_the_plain_path() -> None:
     assert m.weight.grad is not None
 
 
+def _parts_module(prepack: bool, act: str, residual: bool, widths: tuple[int, ...]) -> FusedConv2d:
+    op = get_op("conv2d_fused")
+    args = op.normalize_args(dict(out_channels=5, kernel_size=3, padding=1, activation=act,
+                                  residual=residual, prepack=prepack, parts=len(widths)))  # fmt: skip
+    ins = [TensorType((2, c, 6, 6)) for c in widths] + [TensorType((2, 5, 6, 6))] * residual
+    module = FusedConv2d(args, ins)
+    gen = _gen(13)
+    state = {
+        k: torch.randn(spec.shape, generator=gen) * 0.3 for k, spec in op.params(args, ins).items()
+    }
+    module.load_state_dict(state, assign=True)
+    assert module.weight.shape == (5, sum(widths), 3, 3)
+    return module
+
+
+@pytest.mark.parametrize("act", ["none", "relu", "silu"])
+@pytest.mark.parametrize("prepack", [False, True])
+@pytest.mark.parametrize("residual", [False, True])
+def test_conv_over_parts_equals_conv_of_the_concatenation(
+    act: str, prepack: bool, residual: bool
+) -> None:
+    widths = (3, 1, 4)
+    m = _parts_module(prepack, act, residual, widths)
+    parts = [torch.randn(2, c, 6, 6, generator=_gen(20 + i)) for i, c in enumerate(widths)]
+    r = torch.randn(2, 5, 6, 6, generator=_gen(30)) if residual else None
+    with torch.inference_mode():
+        got = m(*parts, *([r] if residual else []))
+    expected = _conv_reference(m, torch.cat(parts, 1), r)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_over_parts_trains_like_the_concatenation() -> None:
+    widths = (2, 4)
+    m = _parts_module(True, "relu", residual=False, widths=widths)
+    parts = [
+        torch.randn(2, c, 6, 6, generator=_gen(40 + i), requires_grad=True)
+        for i, c in enumerate(widths)
+    ]
+    m(*parts).square().sum().backward()
+    ref_parts = [p.detach().clone().requires_grad_() for p in parts]
+    ref_weight = m.weight.detach().clone().requires_grad_()
+    y = F.relu(F.conv2d(torch.cat(ref_parts, 1), ref_weight, m.bias.detach(), 1, 1))
+    y.square().sum().backward()
+    for p, q in zip(parts, ref_parts, strict=True):
+        torch.testing.assert_close(p.grad, q.grad)
+    torch.testing.assert_close(m.weight.grad, ref_weight.grad)
+
+
+def test_conv_parts_must_differ_only_in_channels() -> None:
+    from archgraph.ops.registry import ShapeMismatch
+
+    op = get_op("conv2d_fused")
+    args = op.normalize_args(dict(out_channels=5, kernel_size=3, parts=2))
+    with pytest.raises(ShapeMismatch, match="differ only in channels"):
+        op.infer(args, [TensorType((2, 3, 6, 6)), TensorType((2, 3, 5, 6))])
+    with pytest.raises(ShapeMismatch, match="no prologue"):
+        op.infer(dict(args, pre_affine=True), [TensorType((2, 3, 6, 6))] * 2)
+
+
 @pytest.mark.parametrize("act", ["none", "relu", "gelu"])
 @pytest.mark.parametrize("residual", [False, True])
 def test_fused_linear_equals_linear_then_epilogue(act: str, residual: bool) -> None:

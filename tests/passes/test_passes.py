@@ -131,6 +131,31 @@ def test_dense_concat_reports_the_re_concatenation_bytes() -> None:
     assert reports[0].bytes_saved == expected > 0
 
 
+def test_dense_concat_splits_u_net_skip_concats_into_their_convs() -> None:
+    """A lone concat read only by convs (a U-Net decoder's [skip, up]) is never made: the conv
+    reads its parts, keeps its id and weights, and the estimated peak memory drops."""
+    from archgraph.passes import LEVELS
+    from archgraph.profile.memory import liveness_peak
+
+    graph = archgraph.load("unet2d", image_size=64)
+    bind_weights(graph)
+    before, _ = run_pipeline(graph, passes=[p for p in LEVELS[2] if p != "dense_concat"])
+    concats = {n.id: n for n in before.nodes() if n.op == "concat"}
+    assert len(concats) == 4  # one skip concatenation per decoder level
+    after, reports = run_pipeline(before, passes="dense_concat")
+    assert "concat" not in _ops(after)
+    parted = [n for n in after.nodes() if n.args.get("parts", 1) > 1]
+    assert sorted(before[n.id].inputs[0] for n in parted) == sorted(concats)
+    for conv in parted:
+        cat = concats[before[conv.id].inputs[0]]
+        assert conv.op == "conv2d_fused" and conv.inputs[:2] == cat.inputs
+        assert conv.args["parts"] == 2 and conv.args["activation"] == "relu"
+        assert torch.equal(after.weights[f"{conv.id}.weight"], before.weights[f"{conv.id}.weight"])
+    assert reports[0].bytes_saved == sum(c.type.nbytes for c in concats.values())
+    assert liveness_peak(after) < liveness_peak(before)
+    check_against_o0(graph, graph.weights, levels=(2,))
+
+
 def test_sdpa_rewrites_the_explicit_pattern_and_attention_ops() -> None:
     b = Builder("attn")
     t = b.input("t", [10, 8])

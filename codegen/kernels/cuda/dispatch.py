@@ -95,13 +95,16 @@ def _epilogue(y: Tensor, bias: Tensor | None, residual: Tensor | None, act: str,
     )
 
 
-def conv2d_fused(x: Tensor, residual: Tensor | None, weight: Tensor, bias: Tensor | None, *,
-                 stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
-                 groups: int, act: str, pre_scale: Tensor | None, pre_shift: Tensor | None,
-                 pre_act: str, prepack: bool, cache: cpu.PackedWeight) -> Tensor:  # fmt: skip
+def conv2d_fused(x: Tensor | list[Tensor], residual: Tensor | None, weight: Tensor,
+                 bias: Tensor | None, *, stride: Sequence[int], padding: Sequence[int],
+                 dilation: Sequence[int], groups: int, act: str, pre_scale: Tensor | None,
+                 pre_shift: Tensor | None, pre_act: str, prepack: bool,
+                 cache: cpu.PackedWeight) -> Tensor:  # fmt: skip
     """cpu.conv2d_fused, or: prologue kernel (BN-ReLU of the input), the library conv, epilogue
-    kernel (bias, residual, activation in one pass over the output)."""
-    launcher = launcher_for(x, residual, weight, bias, pre_scale, pre_shift)
+    kernel (bias, residual, activation in one pass over the output). A list x is the parts of
+    the input's channels (see cpu.conv2d_fused): one library conv per part, summed."""
+    parts = x if isinstance(x, list) else [x]
+    launcher = launcher_for(*parts, residual, weight, bias, pre_scale, pre_shift)
     if launcher is None:
         return cpu.conv2d_fused(x, residual, weight, bias, stride=stride, padding=padding,
                                 dilation=dilation, groups=groups, act=act, pre_scale=pre_scale,
@@ -110,6 +113,10 @@ def conv2d_fused(x: Tensor, residual: Tensor | None, weight: Tensor, bias: Tenso
     from archgraph.codegen.kernels.cuda.functions import run_chain
     from archgraph.codegen.kernels.cuda.groups import prologue_chain
 
+    if isinstance(x, list):  # no prologue (the op's rule): accumulate the parts' convs
+        inplace_ok = not _needs_grad(*x, weight)
+        y = cpu.conv_over_parts(x, weight, stride, padding, dilation, groups, inplace_ok)
+        return _epilogue(y, bias, residual, act, 1, launcher)
     affine = pre_scale is not None and pre_shift is not None
     if affine or pre_act != "none":
         operands = [x] + ([_channel(pre_scale, x), _channel(pre_shift, x)] if affine else [])
