@@ -11,12 +11,15 @@ Block: expand, mix, project):
                                                 and remote windows, one set of weights) by default
     z = SiLU(BN(dwconv k x k, stride s (v)))    `conv_local.conv`, `.bn`, `.act`; plus v when the
                                                 block keeps its shape (the inner skip)
-    out = conv1x1(z) (E -> C_out)  [+ x]        `proj`, and the residual when stride 1, C_out = C
+    out = gamma * conv1x1(z) (E -> C_out)  [+ x] `proj`; EMOv2's layer scale `ls.gamma` (per
+                                                channel, from `layer_scale`, 1e-6; 0: none) on
+                                                every block; the residual when stride 1, C_out = C
 
 Queries and keys come from the block input by a 1x1 conv without bias, values are the expanded
-features (EMO's EW-MHSA; span: false gives EMO's iRMB attention). Not reproduced: EMOv2's layer
-scale on the block output and its stochastic depth (identity in eval). `i2rmb_stage` downsamples
-with a stride-2 block (no attention, no residual) and stacks depth - 1 shape-keeping blocks.
+features (EMO's EW-MHSA; span: false gives EMO's iRMB attention); a map that is not whole windows
+is zero-padded to them, attended and cropped, as EMOv2 does (inside the attention op). Not
+reproduced: EMOv2's stochastic depth (the identity in eval). `i2rmb_stage` downsamples with a
+stride-2 block (no attention, no residual) and stacks depth - 1 shape-keeping blocks.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def i2rmb(
     window_size: int = 7,
     span: bool = True,
     kernel_size: int = 3,
+    layer_scale: float = 1e-6,
 ) -> Value:
     """Improved inverted residual mobile block over NCHW (see the module docstring)."""
     c = x.shape[1]
@@ -78,6 +82,8 @@ def i2rmb(
     if skip:
         z = b.node("add", v, z, name="local_skip")
     z = b.node("conv2d", z, name="proj", out_channels=out, kernel_size=1, bias=False)
+    if layer_scale > 0:  # EMOv2's LayerScale2D `ls`, whose tensor is `ls.gamma`
+        z = b.node("layer_scale", z, name="ls.gamma", keepdims=True, init_value=layer_scale)
     return b.node("add", x, z, name="residual") if skip else z
 
 
@@ -92,9 +98,18 @@ def i2rmb_stage(
     num_heads: int = 0,
     window_size: int = 7,
     span: bool = True,
+    layer_scale: float = 1e-6,
 ) -> Value:
     """A stride-2 block to `dim` channels, then depth - 1 blocks (attention when num_heads > 0)."""
-    x = b.block("i2rmb", x, name="0", out_channels=dim, expand_ratio=expand_ratio, stride=2)
+    x = b.block(
+        "i2rmb",
+        x,
+        name="0",
+        out_channels=dim,
+        expand_ratio=expand_ratio,
+        stride=2,
+        layer_scale=layer_scale,
+    )
     for i in range(1, depth):
         x = b.block(
             "i2rmb",
@@ -104,5 +119,6 @@ def i2rmb_stage(
             num_heads=num_heads,
             window_size=window_size,
             span=span,
+            layer_scale=layer_scale,
         )
     return x

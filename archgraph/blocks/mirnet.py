@@ -10,9 +10,15 @@ Enhancement"; the multi-scale wiring of MIRNet-v2, Zamir et al. 2022) over NCHW 
 - `mrb` (multi-scale residual block): three streams at full, 1/2 and 1/4 resolution (widths C,
   2C, 4C), each a DAU; the coarser streams flow up through SKFF into the finer ones; DAUs and the
   same top-down SKFF exchange again; a conv3x3 on the full-resolution stream plus the input.
-  Downsampling is a 2x2 average pool and a 1x1 conv doubling the width (MIRNet's antialiased
-  downsampling blurs with a fixed kernel instead of the box); upsampling a 1x1 conv halving the
-  width and bilinear x2 resizing, as in MIRNet. The activations are ReLU (MIRNet uses PReLU).
+- `residual_downsample` (MIRNet's ResidualDownSample): top branch conv1x1 -> PReLU -> conv3x3 ->
+  PReLU -> anti-aliased blur pool (binomial 3x3, reflect padding, stride 2) -> conv1x1 to 2C;
+  bottom branch blur pool -> conv1x1 to 2C; summed. `residual_upsample` (ResidualUpSample): top
+  conv1x1 -> PReLU -> 3x3 transposed conv, stride 2 -> PReLU -> conv1x1 to C/2; bottom bilinear x2
+  -> conv1x1 to C/2; summed. Their convs have no bias, as in MIRNet; names follow its `top.i` and
+  `bot.i` (the blur pools hold no tensors: MIRNet's `filt` buffer is a constant here).
+
+The activations are MIRNet's: one-slope PReLU (nn.PReLU()) in the DAU body, SKFF's squeeze and the
+resampling branches; ReLU inside the channel attention, as MIRNet's `ca_layer` has it.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ def skff(b: Builder, *streams: Value, reduction: int = 8) -> Value:
         total = b.node("add", total, s, name=f"sum{i}")
     z = b.node("adaptive_avgpool2d", total, name="pool", output_size=1)
     z = _conv(b, z, "squeeze", max(c // reduction, 4), 1, bias=False)
-    z = b.node("relu", z, name="act")
+    z = b.node("prelu", z, name="act")
     logits = [_conv(b, z, f"fcs.{i}", c, 1, bias=False) for i in range(n)]
     a = b.node("concat", *logits, name="logits", dim=1)
     a = b.node("reshape", a, name="per_stream", shape=[n, c, 1, 1])
@@ -68,7 +74,7 @@ def dual_attention(b: Builder, x: Value, *, reduction: int = 8, kernel_size: int
     1x1 conv, plus the input."""
     c = x.shape[1]
     m = _conv(b, x, "body.0", c, 3)
-    m = b.node("relu", m, name="body.1")
+    m = b.node("prelu", m, name="body.1")
     m = _conv(b, m, "body.2", c, 3)
     with b.scope("sa"):
         s = b.node("channel_pool", m, name="compress")
@@ -87,16 +93,49 @@ def dual_attention(b: Builder, x: Value, *, reduction: int = 8, kernel_size: int
     return b.node("add", x, y, name="residual")
 
 
-def _down(b: Builder, x: Value, name: str) -> Value:
-    with b.scope(name):
-        y = b.node("avgpool2d", x, name="pool", kernel_size=2, stride=2)
-        return _conv(b, y, "conv", 2 * x.shape[1], 1, bias=False)
+@builtin
+def residual_downsample(b: Builder, x: Value) -> Value:
+    """MIRNet's ResidualDownSample over NCHW: half the size, twice the channels (see the module
+    docstring)."""
+    c = x.shape[1]
+    with b.scope("top"):
+        t = _conv(b, x, "0", c, 1, bias=False)
+        t = b.node("prelu", t, name="1")
+        t = _conv(b, t, "2", c, 3, bias=False)
+        t = b.node("prelu", t, name="3")
+        t = b.node("blur_pool2d", t, name="4", filt_size=3, stride=2)
+        t = _conv(b, t, "5", 2 * c, 1, bias=False)
+    with b.scope("bot"):
+        d = b.node("blur_pool2d", x, name="0", filt_size=3, stride=2)
+        d = _conv(b, d, "1", 2 * c, 1, bias=False)
+    return b.node("add", t, d, name="sum")
 
 
-def _up(b: Builder, x: Value, name: str) -> Value:
-    with b.scope(name):
-        y = _conv(b, x, "conv", x.shape[1] // 2, 1, bias=False)
-        return b.node("upsample", y, name="resize", scale_factor=2.0, mode="bilinear")
+@builtin
+def residual_upsample(b: Builder, x: Value) -> Value:
+    """MIRNet's ResidualUpSample over NCHW: twice the size, half the channels (see the module
+    docstring)."""
+    c = x.shape[1]
+    with b.scope("top"):
+        t = _conv(b, x, "0", c, 1, bias=False)
+        t = b.node("prelu", t, name="1")
+        t = b.node(
+            "conv_transpose2d",
+            t,
+            name="2",
+            out_channels=c,
+            kernel_size=3,
+            stride=2,
+            padding=1,
+            output_padding=1,
+            bias=False,
+        )
+        t = b.node("prelu", t, name="3")
+        t = _conv(b, t, "4", c // 2, 1, bias=False)
+    with b.scope("bot"):
+        u = b.node("upsample", x, name="0", scale_factor=2.0, mode="bilinear")
+        u = _conv(b, u, "1", c // 2, 1, bias=False)
+    return b.node("add", t, u, name="sum")
 
 
 @builtin
@@ -111,13 +150,15 @@ def mrb(b: Builder, x: Value, *, reduction: int = 8) -> Value:
             hint="choose an image size divisible by 4",
         )
     top = x
-    mid = _down(b, top, "down2")
-    low = _down(b, mid, "down4")
+    mid = b.block("residual_downsample", top, name="down2")
+    low = b.block("residual_downsample", mid, name="down4")
     for r in range(2):
         top = b.block("dual_attention", top, name=f"dau_top.{r}", reduction=reduction)
         mid = b.block("dual_attention", mid, name=f"dau_mid.{r}", reduction=reduction)
         low = b.block("dual_attention", low, name=f"dau_low.{r}", reduction=reduction)
-        mid = b.block("skff", mid, _up(b, low, f"up32.{r}"), name=f"skff_mid.{r}")
-        top = b.block("skff", top, _up(b, mid, f"up21.{r}"), name=f"skff_top.{r}")
+        up = b.block("residual_upsample", low, name=f"up32.{r}")
+        mid = b.block("skff", mid, up, name=f"skff_mid.{r}")
+        up = b.block("residual_upsample", mid, name=f"up21.{r}")
+        top = b.block("skff", top, up, name=f"skff_top.{r}")
     y = _conv(b, top, "conv_out", x.shape[1], 3)
     return b.node("add", x, y, name="residual")

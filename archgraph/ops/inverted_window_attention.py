@@ -15,6 +15,13 @@ With `span` (EMOv2's spanning window attention, its EW-MHSA "hybrid"), the same 
 attend over *remote* windows, each made of the tokens H / Wh rows and W / Ww columns apart (a
 dilated grid spanning the whole map), and the close-window and remote-window outputs are summed:
 local and global context for the parameters of one window attention.
+
+A map that is not whole windows is padded as EMOv2 pads it: zeros after its last row and column
+up to a multiple of the window (both inputs; q and k come from the padded x, so a qk bias shows
+at the padded tokens as in EMOv2), attention over the padded map (padded tokens are keys too),
+then the output cropped back to H x W. EMOv2 computes v from the padded x; zero-padding v is the
+same when v's producer maps 0 to 0 (i2RMB's bias-free 1x1 conv and SiLU do). The cost rule
+counts the padded map.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from archgraph.ir.types import TensorType
@@ -71,6 +79,11 @@ def _reverse_remote(x: torch.Tensor, window: tuple[int, int], h: int, w: int) ->
     return x.reshape(-1, c, h, w)
 
 
+def _padding(h: int, w: int, window: tuple[int, int]) -> tuple[int, int]:
+    """Rows and columns of zeros that make an H x W map whole windows."""
+    return -h % window[0], -w % window[1]
+
+
 class InvertedWindowAttention(nn.Module):
     """Queries and keys from x by a 1x1 conv, values from v; attention inside each window."""
 
@@ -91,11 +104,15 @@ class InvertedWindowAttention(nn.Module):
         self.qk = nn.Conv2d(dim, 2 * dim, 1, bias=qk_bias, device=device)
 
     def forward(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_b, pad_r = _padding(h, w, self.window)
+        if pad_b or pad_r:  # EMOv2: zeros after the last row and column, cropped after
+            x, v = F.pad(x, (0, pad_r, 0, pad_b)), F.pad(v, (0, pad_r, 0, pad_b))
         qk = self.qk(x)
         out = self.windowed(qk, v, _partition, _reverse)
         if self.span:
             out = out + self.windowed(qk, v, _partition_remote, _reverse_remote)
-        return out
+        return out[:, :, :h, :w] if pad_b or pad_r else out
 
     def windowed(self, qk: torch.Tensor, v: torch.Tensor, split: Any, merge: Any) -> torch.Tensor:
         """Attention inside the windows `split` makes; `merge` puts them back."""
@@ -129,12 +146,11 @@ def _infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
             expected=f"C and E divisible by {heads}",
             found=f"C={x.shape[1]}, E={v.shape[1]}",
         )
-    if wh < 1 or ww < 1 or x.shape[2] % wh or x.shape[3] % ww:
+    if wh < 1 or ww < 1:
         raise ShapeMismatch(
-            f"the map must split into whole {wh}x{ww} windows",
-            expected=f"H divisible by {wh} and W by {ww}",
-            found=str(x),
-            input_index=0,
+            "the window must be at least one token",
+            expected="window_size >= 1",
+            found=f"{wh}x{ww}",
         )
     return v
 
@@ -148,10 +164,13 @@ def _params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]
 
 
 def _cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
-    """The qk conv over every token; q k^T (C per pair) and attn v (E per pair) in each window."""
+    """The qk conv over every token; q k^T (C per pair) and attn v (E per pair) in each window;
+    all over the map padded to whole windows."""
     n, c, h, w = ins[0].shape
     e = ins[1].shape[1]
     wh, ww = args["window_size"]
+    pad_b, pad_r = _padding(h, w, (wh, ww))
+    h, w = h + pad_b, w + pad_r
     length, windows = wh * ww, n * (h // wh) * (w // ww)
     maps = 2 if args["span"] else 1  # close and remote windows
     macs = n * h * w * c * 2 * c + maps * windows * length * length * (c + e)

@@ -2,9 +2,11 @@
 is held to EMOv2's EW-MHSA as its authors define it, written out here window by window with
 plain slicing: a close window is a Wh x Ww block of the map, a remote window the tokens
 x[..., i::H/Wh, j::W/Ww] (EMOv2's 'b c (h1 n1) (w1 n2) -> (b n1 n2) c h1 w1'); q, k from a 1x1
-conv of x split as (qk, heads, dim_head), v split as (heads, dim_head); both maps summed. The
-block is held to the iRMB formula over that, the spec compiles at every level, its heads are
-SDPA at -O2, and pruning is exact on zeroed channels."""
+conv of x split as (qk, heads, dim_head), v split as (heads, dim_head); both maps summed; a map
+that is not whole windows zero-padded after its last row and column first and the result cropped
+(EMOv2's F.pad and x[:, :, :H, :W]). The block is held to the i2RMB formula over that, with
+EMOv2's layer scale on the projection, the spec compiles at every level, its heads are SDPA at
+-O2, and pruning is exact on zeroed channels."""
 
 from __future__ import annotations
 
@@ -43,6 +45,9 @@ def _attend_windows(
 def emo_attention(
     x: torch.Tensor, v: torch.Tensor, w: torch.Tensor, heads: int, window: int, span: bool
 ) -> torch.Tensor:
+    h0, w0 = x.shape[-2:]
+    pad = (0, (window - w0 % window) % window, 0, (window - h0 % window) % window)
+    x, v = F.pad(x, pad), F.pad(v, pad)
     qk = F.conv2d(x, w)
     _, _, h, wd = x.shape
     n1, n2 = h // window, wd // window
@@ -55,7 +60,7 @@ def emo_attention(
     if span:
         remote = [(slice(i, None, n1), slice(j, None, n2)) for i in range(n1) for j in range(n2)]
         out = out + _attend_windows(qk, v, heads, remote)
-    return out
+    return out[:, :, :h0, :w0]
 
 
 def _perturbed(key: str, t: torch.Tensor) -> torch.Tensor:
@@ -77,8 +82,9 @@ def _graph(shapes: list[tuple[int, ...]], build) -> tuple[torch.nn.Module, dict]
     return archgraph.compile(g, weights=weights).eval(), weights
 
 
+@pytest.mark.parametrize("size", [(14, 21), (12, 17)])  # whole windows, and padded ones
 @pytest.mark.parametrize("span", [False, True])
-def test_attention_is_emos_close_and_remote_windows(span: bool) -> None:
+def test_attention_is_emos_close_and_remote_windows(span: bool, size: tuple[int, int]) -> None:
     def build(b, x, v):
         return b.node(
             "inverted_window_attention",
@@ -91,17 +97,19 @@ def test_attention_is_emos_close_and_remote_windows(span: bool) -> None:
             span=span,
         )
 
-    module, w = _graph([(32, 14, 21), (64, 14, 21)], build)
+    module, w = _graph([(32, *size), (64, *size)], build)
     gen = torch.Generator().manual_seed(1)
-    x, v = torch.randn(2, 32, 14, 21, generator=gen), torch.randn(2, 64, 14, 21, generator=gen)
+    x, v = torch.randn(2, 32, *size, generator=gen), torch.randn(2, 64, *size, generator=gen)
     expected = emo_attention(x, v, w["attn.qk.weight"], 2, 7, span)
     with torch.no_grad():
         assert max_relative_error(module(x, v), expected) <= 1e-5
 
 
-def test_i2rmb_is_the_inverted_residual_over_the_attention() -> None:
-    module, w = _graph([(32, 14, 14)], lambda b, x: b.block("i2rmb", x, name="m", num_heads=2))
-    x = torch.randn(2, 32, 14, 14, generator=torch.Generator().manual_seed(2))
+@pytest.mark.parametrize("size", [14, 10])  # whole 7x7 windows, and padded ones
+def test_i2rmb_is_the_inverted_residual_over_the_attention(size: int) -> None:
+    module, w = _graph([(32, size, size)], lambda b, x: b.block("i2rmb", x, name="m", num_heads=2))
+    x = torch.randn(2, 32, size, size, generator=torch.Generator().manual_seed(2))
+    assert w["m.ls.gamma"].shape == (32, 1, 1)  # EMOv2's LayerScale2D, one gamma per channel
 
     def bn(t: torch.Tensor, key: str) -> torch.Tensor:
         return F.batch_norm(
@@ -118,7 +126,7 @@ def test_i2rmb_is_the_inverted_residual_over_the_attention() -> None:
     z = F.silu(
         bn(F.conv2d(v, w["m.conv_local.conv.weight"], padding=1, groups=128), "m.conv_local.bn")
     )
-    expected = x + F.conv2d(v + z, w["m.proj.weight"])
+    expected = x + w["m.ls.gamma"] * F.conv2d(v + z, w["m.proj.weight"])
     with torch.no_grad():
         assert max_relative_error(module(x), expected) <= 1e-5
 
@@ -165,7 +173,7 @@ def test_cli_prunes_emo2_small_and_the_result_runs(tmp_path: Path, capsys) -> No
     [
         ([(32, 14, 14), (64, 7, 7)], {"num_heads": 2}, "of one batch and size"),
         ([(32, 14, 14), (64, 14, 14)], {"num_heads": 3}, "num_heads=3"),
-        ([(32, 12, 12), (64, 12, 12)], {"num_heads": 2}, "whole 7x7 windows"),
+        ([(32, 12, 12), (64, 12, 12)], {"num_heads": 2, "window_size": 0}, "at least one token"),
     ],
 )
 def test_attention_rejects_bad_inputs_with_located_errors(
