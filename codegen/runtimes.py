@@ -140,6 +140,33 @@ class FusedConv2d(nn.Module):
         )
 
 
+class Conv3dParts(nn.Module):
+    """conv3d_parts: a conv3d over its inputs' channel concatenation, never made."""
+
+    def __init__(self, args: dict[str, Any], ins: list[TensorType]) -> None:
+        super().__init__()
+        self.stride, self.padding = args["stride"], args["padding"]
+        self.dilation, self.groups = args["dilation"], args["groups"]
+        specs = get_op("conv3d_parts").params(args, ins)
+        self.weight = nn.Parameter(torch.empty(specs["weight"].shape, device="meta"))
+        self.bias = (
+            nn.Parameter(torch.empty(specs["bias"].shape, device="meta")) if args["bias"] else None
+        )
+        self.packed = cpu.PackedWeight()
+
+    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        if cpu.onednn_ok(*parts, self.weight, self.bias):  # float32 CPU inference: in place
+            args = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
+            return cpu.onednn_parts(parts, None, self.weight, self.bias, args, "none", self.packed)
+        grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*parts, self.weight))
+        y = cpu.conv_over_parts(parts, self.weight, self.stride, self.padding, self.dilation,
+                                self.groups, inplace_ok=not grad)  # fmt: skip
+        if self.bias is None:
+            return y
+        bias = self.bias.view(1, -1, 1, 1, 1)
+        return y + bias if grad else y.add_(bias)
+
+
 class FusedLinear(nn.Module):
     def __init__(self, args: dict[str, Any], ins: list[TensorType]) -> None:
         super().__init__()
@@ -226,6 +253,7 @@ def _buffer_prefix(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx
 
 register_runtime("fused_pointwise", module=_pointwise_module)
 register_runtime("conv2d_fused", module=FusedConv2d)
+register_runtime("conv3d_parts", module=Conv3dParts)
 register_runtime("linear_fused", module=FusedLinear)
 register_runtime("batchnorm_act", module=_bn_act_module)
 register_runtime("buffer_init", lower=_buffer_init)

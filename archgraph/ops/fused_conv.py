@@ -83,39 +83,47 @@ def _epilogue_flops(args: dict[str, Any], out: TensorType) -> int:
 # ---- conv2d_fused ------------------------------------------------------------------------------
 
 
-def conv_input(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
-    """The type of the input the conv reads: the channel concatenation of its `parts` inputs."""
+def parts_type(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
+    """The type of the input a conv over `parts` reads: the channel concatenation of its first
+    `parts` inputs (which must differ only in channels; no groups then)."""
     parts = args["parts"]
     if parts < 1 or len(ins) < parts:
         raise ShapeMismatch(
-            "conv2d_fused reads its first `parts` inputs",
+            "a conv over parts reads its first `parts` inputs",
             expected=f"at least {max(parts, 1)} input(s), parts >= 1",
             found=f"{len(ins)} input(s), parts={parts}",
         )
     first = ins[0]
     for i, t in enumerate(ins[1:parts], start=1):
-        if (
-            t.rank != first.rank
-            or t.dtype != first.dtype
-            or t.shape[2:] != first.shape[2:]
-            or t.shape[0] != first.shape[0]
-        ):
+        if t.rank != first.rank or t.dtype != first.dtype or t.shape[2:] != first.shape[2:] or t.shape[0] != first.shape[0]:  # fmt: skip
             raise ShapeMismatch(
                 "the parts of a conv's input must differ only in channels",
-                expected=f"[N, *, H, W] like {first}",
+                expected=f"[N, *, ...] like {first}",
                 found=str(t),
                 input_index=i,
             )
-    if parts > 1 and (
-        args["pre_affine"] or args["pre_activation"] != "none" or args["groups"] != 1
-    ):
+    if parts > 1 and args["groups"] != 1:
         raise ShapeMismatch(
-            "a conv over several parts takes no prologue and no groups",
-            expected="pre_affine false, pre_activation none, groups 1",
+            "a conv over several parts is not grouped",
+            expected="groups 1",
             found=f"parts={parts}, groups={args['groups']}",
         )
     channels = sum(t.shape[1] for t in ins[:parts])
     return TensorType((first.shape[0], channels, *first.shape[2:]), first.dtype)
+
+
+PARTS_ARG = Arg(INT, 1, doc="inputs read as one channel concatenation (never made)")
+
+
+def conv_input(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
+    """conv2d_fused's input type (parts_type); a conv over several parts takes no prologue."""
+    if args["parts"] > 1 and (args["pre_affine"] or args["pre_activation"] != "none"):
+        raise ShapeMismatch(
+            "a conv over several parts takes no prologue",
+            expected="pre_affine false and pre_activation none",
+            found=f"parts={args['parts']}",
+        )
+    return parts_type(args, ins)
 
 
 def _conv_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
@@ -151,7 +159,7 @@ CONV2D_FUSED = register_op(
             "pre_affine": Arg(BOOL, False, doc="per-channel scale and shift of the input"),
             "pre_activation": Arg(STR, "none", choices=("none", "relu")),
             **_EPILOGUE_ARGS,
-            "parts": Arg(INT, 1, doc="inputs read as one channel concatenation (never made)"),
+            "parts": PARTS_ARG,
         },
         arity=(1, None),
         infer=_conv_infer,

@@ -14,6 +14,7 @@ from torch import fx, nn
 
 from archgraph.ir.types import TensorType
 from archgraph.ops.conv import conv_channel_rule, conv_cost, conv_module, window_out
+from archgraph.ops.fused_conv import PARTS_ARG, parts_type
 from archgraph.ops.misc import interpolate_lower
 from archgraph.ops.registry import (
     BOOL,
@@ -124,6 +125,34 @@ CONV3D = register_op(
         cost=conv_cost,
         module=conv_module(nn.Conv3d),
         channels=conv_channel_rule,
+    )
+)
+
+
+def _parts_infer(args: dict[str, Any], ins: list[TensorType]) -> TensorType:
+    return _conv_infer(args, [parts_type(args, ins)])
+
+
+def _parts_params(args: dict[str, Any], ins: list[TensorType]) -> dict[str, ParamSpec]:
+    return _conv_params(args, [parts_type(args, ins)])
+
+
+def _parts_cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
+    return conv_cost(args, [parts_type(args, ins)], out)
+
+
+# conv3d over the channel concatenation of its inputs, which is never made: the dense-concat
+# pass's split of a concat read only by convs (a 3-D U-Net's skip). Data here; the back end
+# registers its runtime (archgraph.codegen.runtimes). Same id and parameters as the conv3d.
+CONV3D_PARTS = register_op(
+    OpDef(
+        name="conv3d_parts",
+        doc="conv3d over the channel concatenation of its first `parts` inputs (never made)",
+        args={**CONV3D.args, "parts": PARTS_ARG},
+        arity=(1, None),
+        infer=_parts_infer,
+        params=_parts_params,
+        cost=_parts_cost,
     )
 )
 

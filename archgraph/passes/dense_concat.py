@@ -14,15 +14,15 @@ Families need at least two concats. A concat computed once (one-shot aggregation
 concatenation) copies each feature once either way, and a buffer made for it was measured to
 hold more memory, not less (2026-12-02, CPU, -O2: unet2d inference peak 1.03x; training peak
 1.09x for unet2d at 128 px and 1.15x for resunet3d_glioma, even with the skip's other readers
-moved onto the buffer). Such a concat goes another way when only 2-D convolutions read it (a
-U-Net decoder's [skip, up-sampled] into its first conv): a convolution is linear in its input
+moved onto the buffer). Such a concat goes another way when only convolutions read it (a U-Net
+decoder's [skip, up-sampled] into its first conv, 2-D or 3-D): a convolution is linear in its input
 channels, so
 
     conv(concat(f1, ..., fk), W) = conv(f1, W[:, :c1]) + ... + conv(fk, W[:, -ck:])
 
-so each such conv becomes a conv2d_fused over the concat's inputs as its `parts`: one conv per
-part over its slice of the weight's input channels, accumulated in place (oneDNN's sum
-post-op), with the same id and weights. The concatenated tensor is never made: no copy, and a
+so each such conv becomes a conv over the concat's inputs as its `parts` (conv2d_fused, or
+conv3d_parts): one conv per part over its slice of the weight's input channels, accumulated in
+place (on the CPU, oneDNN's sum post-op for 2-D), with the same id and weights. The concatenated tensor is never made: no copy, and a
 U-Net decoder's widest moment holds the skip, the up-sampled map and the output instead of
 those plus their concatenation. A family's concats, and the concats split this way, are over
 dim 1.
@@ -34,7 +34,8 @@ from archgraph.ir.graph import Graph, Node
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
 
-_SPLIT_OPS = ("conv2d", "conv2d_fused")
+# a conv over a concat -> the same conv over the concat's inputs as parts (one per data input)
+_SPLIT_OPS = {"conv2d": "conv2d_fused", "conv2d_fused": "conv2d_fused", "conv3d": "conv3d_parts"}
 
 
 def _families(rw: Rewriter) -> list[tuple[list[str], list[str]]]:
@@ -60,7 +61,7 @@ def _families(rw: Rewriter) -> list[tuple[list[str], list[str]]]:
 
 
 def _splittable(rw: Rewriter, conv: Node, concat: str) -> bool:
-    """A 2-D conv (not grouped) reading `concat` as its data input, with no prologue on it."""
+    """A conv (not grouped) reading `concat` as its data input, with no prologue on it."""
     args = conv.args
     return (
         conv.op in _SPLIT_OPS
@@ -74,9 +75,9 @@ def _splittable(rw: Rewriter, conv: Node, concat: str) -> bool:
 
 
 def _split_conv(rw: Rewriter, conv: Node, features: list[str]) -> None:
-    """conv(concat(features)) -> conv2d_fused over the features as parts (same id, weights)."""
+    """conv(concat(features)) -> the conv over the features as parts (same id, weights)."""
     args = dict(conv.args, parts=len(features))
-    rw.put(rw.make(conv.id, "conv2d_fused", (*features, *conv.inputs[1:]), **args))
+    rw.put(rw.make(conv.id, _SPLIT_OPS[conv.op], (*features, *conv.inputs[1:]), **args))
 
 
 def _split_concats(rw: Rewriter, claimed: set[str]) -> list[str]:

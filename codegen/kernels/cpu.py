@@ -173,7 +173,7 @@ class PackedWeight:
         return {"_weight_key": None, "_packed": {}}
 
 
-def _onednn_ok(x: Tensor, *tensors: Tensor | None) -> bool:
+def onednn_ok(x: Tensor, *tensors: Tensor | None) -> bool:
     """oneDNN's fused CPU primitives apply: float32 CPU inference, outside tracing/export."""
     return (
         x.device.type == "cpu"
@@ -221,21 +221,23 @@ def conv_over_parts(
     groups: int,
     inplace_ok: bool,
 ) -> Tensor:
-    """conv2d(concat(parts, dim=1), weight) without the concatenation: the sum over the parts
-    of each one's conv with its slice of the weight's input channels."""
+    """conv(concat(parts, dim=1), weight) without the concatenation (2-D or 3-D, by the
+    weight's rank): the sum over the parts of each one's conv with its slice of the weight's
+    input channels."""
+    conv = F.conv3d if weight.dim() == 5 else F.conv2d
     y: Tensor | None = None
     lo = 0
     for part in parts:
         hi = lo + part.shape[1]
         with recomputed_input(part):
-            z = F.conv2d(part, weight[:, lo:hi], None, stride, padding, dilation, groups)
+            z = conv(part, weight[:, lo:hi], None, stride, padding, dilation, groups)
         y = z if y is None else (y.add_(z) if inplace_ok else y + z)
         lo = hi
     assert y is not None
     return y
 
 
-def _onednn_parts(
+def onednn_parts(
     parts: Sequence[Tensor],
     residual: Tensor | None,
     weight: Tensor,
@@ -244,8 +246,9 @@ def _onednn_parts(
     act: str,
     cache: PackedWeight,
 ) -> Tensor:
-    """conv over the parts' channel concatenation: the first part's conv (with the bias and the
-    residual), then each further part's conv added in place by oneDNN's sum post-op."""
+    """conv (2-D or 3-D) over the parts' channel concatenation: the first part's conv (with the
+    bias and the residual), then each further part's conv added in place by oneDNN's sum
+    post-op. For float32 CPU inference (`onednn_ok`)."""
     y: Tensor | None = None
     lo = 0
     for i, part in enumerate(parts):
@@ -291,9 +294,9 @@ def conv2d_fused(
     channels (their concatenation is never made; no prologue then)."""
     if isinstance(x, list):
         inplace_ok = not _needs_grad(*x, residual, weight, bias)
-        if prepack and _onednn_ok(x[0], *x[1:], residual, weight, bias):
+        if prepack and onednn_ok(x[0], *x[1:], residual, weight, bias):
             args = (list(padding), list(stride), list(dilation), groups)
-            return _onednn_parts(x, residual, weight, bias, args, act, cache)
+            return onednn_parts(x, residual, weight, bias, args, act, cache)
         y = conv_over_parts(x, weight, stride, padding, dilation, groups, inplace_ok)
         if bias is not None:
             y = (
@@ -306,7 +309,7 @@ def conv2d_fused(
         return activation(y, act, inplace_ok)
     inplace_ok = not _needs_grad(x, residual, weight, bias, pre_scale, pre_shift)
     has_prologue = pre_scale is not None or pre_act != "none"
-    if prepack and _onednn_ok(x, residual, weight, bias, pre_scale, pre_shift):
+    if prepack and onednn_ok(x, residual, weight, bias, pre_scale, pre_shift):
         args = (list(padding), list(stride), list(dilation), groups)
         chunks = prologue_chunks(x, groups) if has_prologue else [(0, x.shape[1])]
         if len(chunks) > 1:
@@ -402,7 +405,7 @@ def linear_fused(
 ) -> Tensor:
     """act(linear(x, weight, bias) + residual)."""
     inplace_ok = not _needs_grad(x, residual, weight, bias)
-    if prepack and _onednn_ok(x, residual, weight, bias):
+    if prepack and onednn_ok(x, residual, weight, bias):
         rows = x.numel() // x.shape[-1]
         packed = cache.get(
             weight, (rows,), lambda: torch.ops.mkldnn._reorder_linear_weight(weight, rows)

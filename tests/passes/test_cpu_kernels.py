@@ -201,6 +201,37 @@ def test_conv_over_parts_trains_like_the_concatenation() -> None:
     torch.testing.assert_close(m.weight.grad, ref_weight.grad)
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_conv3d_parts_equals_conv3d_of_the_concatenation(grad: bool) -> None:
+    from archgraph.codegen.runtimes import Conv3dParts
+
+    op = get_op("conv3d_parts")
+    args = op.normalize_args(dict(out_channels=4, kernel_size=3, padding=1, parts=2))
+    ins = [TensorType((2, 3, 5, 6, 6)), TensorType((2, 2, 5, 6, 6))]
+    m = Conv3dParts(args, ins)
+    gen = _gen(50)
+    state = {k: torch.randn(spec.shape, generator=gen) for k, spec in op.params(args, ins).items()}
+    m.load_state_dict(state, assign=True)
+    assert m.weight.shape == (4, 5, 3, 3, 3)
+    parts = [
+        torch.randn(t.shape, generator=_gen(51 + i), requires_grad=grad) for i, t in enumerate(ins)
+    ]
+    ref_parts = [p.detach().clone().requires_grad_(grad) for p in parts]
+    ref_weight = m.weight.detach().clone().requires_grad_(grad)
+    expected = F.conv3d(torch.cat(ref_parts, 1), ref_weight, m.bias.detach(), padding=1)
+    if grad:
+        got = m(*parts)
+        got.square().sum().backward()
+        expected.square().sum().backward()
+        for p, q in zip(parts, ref_parts, strict=True):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(m.weight.grad, ref_weight.grad, rtol=1e-4, atol=1e-4)
+    else:
+        with torch.inference_mode():
+            got = m(*parts)
+    torch.testing.assert_close(got.detach(), expected.detach(), rtol=1e-4, atol=1e-4)
+
+
 def test_conv_parts_must_differ_only_in_channels() -> None:
     from archgraph.ops.registry import ShapeMismatch
 
@@ -210,6 +241,8 @@ def test_conv_parts_must_differ_only_in_channels() -> None:
         op.infer(args, [TensorType((2, 3, 6, 6)), TensorType((2, 3, 5, 6))])
     with pytest.raises(ShapeMismatch, match="no prologue"):
         op.infer(dict(args, pre_affine=True), [TensorType((2, 3, 6, 6))] * 2)
+    with pytest.raises(ShapeMismatch, match="not grouped"):
+        op.infer(dict(args, groups=3), [TensorType((2, 3, 6, 6))] * 2)
 
 
 @pytest.mark.parametrize("act", ["none", "relu", "gelu"])
