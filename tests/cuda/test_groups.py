@@ -23,7 +23,8 @@ from archgraph.ops.registry import get_op
 from tests.cuda.test_kernels_host import TORCH_STEP
 
 Tensor = torch.Tensor
-GROUP_OPS = ("fused_pointwise", "conv2d_fused", "linear_fused", "buffer_init", "buffer_write")
+GROUP_OPS = ("fused_pointwise", "conv2d_fused", "conv3d_parts", "linear_fused", "buffer_init",
+             "buffer_write")  # fmt: skip
 
 
 # ---- the unfused ops, in plain PyTorch ---------------------------------------------------------
@@ -58,7 +59,8 @@ def unfused_pointwise(args: dict[str, Any], xs: list[Tensor], p: dict[str, Tenso
 
 def unfused_conv(args: dict[str, Any], xs: list[Tensor], p: dict[str, Tensor],
                  apart: bool = False) -> Tensor:  # fmt: skip
-    x = xs[0]
+    parts = args["parts"]  # a conv over parts reads their concatenation, made here
+    x = torch.cat(xs[:parts], 1) if parts > 1 else xs[0]
     if args["pre_affine"]:
         scale, shift = _per_channel(p["pre_scale"], x), _per_channel(p["pre_shift"], x)
         x = x * scale + shift if apart else torch.addcmul(shift, x, scale)
@@ -69,8 +71,14 @@ def unfused_conv(args: dict[str, Any], xs: list[Tensor], p: dict[str, Tensor],
     if apart and p.get("bias") is not None:
         y = y + _per_channel(p["bias"], y)
     if args["residual"]:
-        y = y + xs[1]
+        y = y + xs[parts]
     return _act(y, args["activation"])
+
+
+def unfused_conv3d_parts(args: dict[str, Any], xs: list[Tensor], p: dict[str, Tensor],
+                         apart: bool = False) -> Tensor:  # fmt: skip
+    return F.conv3d(torch.cat(xs, 1), p["weight"], p.get("bias"), args["stride"], args["padding"],
+                    args["dilation"], args["groups"])  # fmt: skip
 
 
 def unfused_linear(args: dict[str, Any], xs: list[Tensor], p: dict[str, Tensor],
@@ -86,6 +94,7 @@ def unfused_linear(args: dict[str, Any], xs: list[Tensor], p: dict[str, Tensor],
 UNFUSED: dict[str, Callable[..., Tensor]] = {
     "fused_pointwise": unfused_pointwise,
     "conv2d_fused": unfused_conv,
+    "conv3d_parts": unfused_conv3d_parts,
     "linear_fused": unfused_linear,
 }
 

@@ -114,8 +114,10 @@ def conv2d_fused(x: Tensor | list[Tensor], residual: Tensor | None, weight: Tens
     from archgraph.codegen.kernels.cuda.groups import prologue_chain
 
     if isinstance(x, list):  # no prologue (the op's rule): accumulate the parts' convs
-        inplace_ok = not _needs_grad(*x, weight)
-        y = cpu.conv_over_parts(x, weight, stride, padding, dilation, groups, inplace_ok)
+        y = cpu.conv_over_parts(x, weight, stride, padding, dilation, groups,
+                                inplace_ok=not _needs_grad(*x, weight))  # fmt: skip
+        if act == "none" and residual is None:  # as the library call would add it
+            return y if bias is None else y + bias.view(1, -1, 1, 1)
         return _epilogue(y, bias, residual, act, 1, launcher)
     affine = pre_scale is not None and pre_shift is not None
     if affine or pre_act != "none":

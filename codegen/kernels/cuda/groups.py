@@ -167,8 +167,8 @@ def _epilogue(v: NodeView, axis: int) -> list[Kernel]:
     layouts = [v.out]
     if v.args["bias"]:
         layouts.append(channel_view(v.out.shape[axis], len(v.out.shape), axis, v.dtype))
-    if residual:
-        layouts.append(v.ins[1])
+    if residual:  # after the data inputs (a conv over parts has several)
+        layouts.append(v.ins[v.args.get("parts", 1)])
     return chain_kernels("epilogue", chain, layouts, v.out, grads=range(len(layouts)))
 
 
