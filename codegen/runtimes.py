@@ -157,7 +157,9 @@ class Conv3dParts(nn.Module):
     def forward(self, *parts: torch.Tensor) -> torch.Tensor:
         if cpu.onednn_ok(*parts, self.weight, self.bias):  # float32 CPU inference: in place
             args = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
-            return cpu.onednn_parts(parts, None, self.weight, self.bias, args, "none", self.packed)
+            return cpu.onednn_parts(
+                cpu.channel_ranges(parts), None, self.weight, self.bias, args, "none", self.packed
+            )
         grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*parts, self.weight))
         y = cpu.conv_over_parts(parts, self.weight, self.stride, self.padding, self.dilation,
                                 self.groups, inplace_ok=not grad)  # fmt: skip

@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -237,8 +237,16 @@ def conv_over_parts(
     return y
 
 
+def channel_ranges(parts: Sequence[Tensor]) -> Iterator[tuple[Tensor, int, int]]:
+    """(part, lo, hi): each part with the input channels [lo, hi) of the weight it meets."""
+    lo = 0
+    for part in parts:
+        yield part, lo, lo + part.shape[1]
+        lo += part.shape[1]
+
+
 def onednn_parts(
-    parts: Sequence[Tensor],
+    parts: Iterable[tuple[Tensor, int, int]],
     residual: Tensor | None,
     weight: Tensor,
     bias: Tensor | None,
@@ -246,13 +254,13 @@ def onednn_parts(
     act: str,
     cache: PackedWeight,
 ) -> Tensor:
-    """conv (2-D or 3-D) over the parts' channel concatenation: the first part's conv (with the
-    bias and the residual), then each further part's conv added in place by oneDNN's sum
-    post-op. For float32 CPU inference (`onednn_ok`)."""
+    """conv (2-D or 3-D) over the concatenation of `parts` ((tensor, lo, hi): its input
+    channels [lo, hi) of the weight): the first part's conv with the bias and the residual,
+    then each further part's conv added in place by oneDNN's sum post-op, the ReLU fused into
+    the last. Each part is dropped before the next is made (a lazily made prologue chunk). For
+    float32 CPU inference (`onednn_ok`)."""
     y: Tensor | None = None
-    lo = 0
-    for i, part in enumerate(parts):
-        hi = lo + part.shape[1]
+    for part, lo, hi in parts:
         packed = _packed_conv_weight(cache, weight, part, args, lo, hi)
         if y is None:
             y = (
@@ -263,12 +271,12 @@ def onednn_parts(
                 )
             )
         else:
-            fuse_relu = act == "relu" and i == len(parts) - 1
+            fuse_relu = act == "relu" and hi == weight.shape[1]
             torch.ops.mkldnn._convolution_pointwise_.binary(
                 y, part, packed, None, *args, "add", 1.0,
                 "relu" if fuse_relu else None, [], "" if fuse_relu else None,
             )  # fmt: skip
-        lo = hi
+        del part
     assert y is not None
     return y if act == "relu" else activation(y, act, True)
 
@@ -296,7 +304,7 @@ def conv2d_fused(
         inplace_ok = not _needs_grad(*x, residual, weight, bias)
         if prepack and onednn_ok(x[0], *x[1:], residual, weight, bias):
             args = (list(padding), list(stride), list(dilation), groups)
-            return onednn_parts(x, residual, weight, bias, args, act, cache)
+            return onednn_parts(channel_ranges(x), residual, weight, bias, args, act, cache)
         y = conv_over_parts(x, weight, stride, padding, dilation, groups, inplace_ok)
         if bias is not None:
             y = (
@@ -363,34 +371,23 @@ def _onednn_chunked(
     pre_act: str,
     cache: PackedWeight,
 ) -> Tensor:
-    """conv(prologue(x)) as a sum over input-channel chunks, accumulated in place."""
-    y: Tensor | None = None
-    for lo, hi in chunks:
-        part = conv_prologue(
-            x.narrow(1, lo, hi - lo),
-            None if pre_scale is None else pre_scale[lo:hi],
-            None if pre_shift is None else pre_shift[lo:hi],
-            pre_act,
-            True,
+    """conv(prologue(x)) as a sum over input-channel chunks, accumulated in place; each chunk's
+    normalized copy is made only when its turn comes."""
+    prologued = (
+        (
+            conv_prologue(
+                x.narrow(1, lo, hi - lo),
+                None if pre_scale is None else pre_scale[lo:hi],
+                None if pre_shift is None else pre_shift[lo:hi],
+                pre_act,
+                True,
+            ),
+            lo,
+            hi,
         )
-        packed = _packed_conv_weight(cache, weight, part, args, lo, hi)
-        if y is None:
-            y = (
-                torch.ops.mkldnn._convolution_pointwise(part, packed, bias, *args, "none", [], "")
-                if residual is None
-                else torch.ops.mkldnn._convolution_pointwise.binary(
-                    part, residual, packed, bias, *args, "add", 1.0, None, [], None
-                )
-            )
-        else:
-            fuse_relu = act == "relu" and hi == chunks[-1][1]
-            torch.ops.mkldnn._convolution_pointwise_.binary(
-                y, part, packed, None, *args, "add", 1.0,
-                "relu" if fuse_relu else None, [], "" if fuse_relu else None,
-            )  # fmt: skip
-        del part  # before the next chunk's copy is made
-    assert y is not None
-    return y if act == "relu" else activation(y, act, True)
+        for lo, hi in chunks
+    )
+    return onednn_parts(prologued, residual, weight, bias, args, act, cache)
 
 
 def linear_fused(
