@@ -80,6 +80,8 @@ def pointwise_chain(
     channel (dim 1).
     """
     if _needs_grad(*inputs, *(t for pair in affines.values() for t in pair)):
+        if _is_sum_then_relu(steps, inputs):
+            return SumReluFunction.apply(*inputs)
         keys = tuple(sorted(affines))
         flat = [t for i in keys for t in affines[i]]
         return PointwiseChainFunction.apply(tuple(steps), keys, len(inputs), *inputs, *flat)
@@ -135,6 +137,39 @@ class PointwiseChainFunction(torch.autograd.Function):
             targets = [t for t, w in zip(leaves, wanted, strict=True) if w]
             grads = iter(torch.autograd.grad(out, targets, grad, allow_unused=True))
         return (None, None, None, *(next(grads) if w else None for w in wanted))
+
+
+def _is_sum_then_relu(steps: Sequence[tuple[Any, ...]], inputs: Sequence[Tensor]) -> bool:
+    """relu(inputs[0] + inputs[1] + ...), each input once and none broadcast (a residual add)."""
+    adds = steps[:-1]
+    return (
+        len(steps) >= 2
+        and tuple(steps[-1]) == ("relu",)
+        and all(s[0] == "add" for s in adds)
+        and sorted(s[1] for s in adds) == list(range(1, len(inputs)))
+        and all(t.shape == inputs[0].shape for t in inputs)
+    )
+
+
+class SumReluFunction(torch.autograd.Function):
+    """relu(a + b + ...) keeping its output, not its inputs, for backward: every input's
+    gradient is the output gradient where the output is positive (ReLU's own rule), with no
+    recomputation of the sum as PointwiseChainFunction would do."""
+
+    @staticmethod
+    def forward(ctx: Any, *inputs: Tensor) -> Tensor:
+        out = inputs[0] + inputs[1]
+        for t in inputs[2:]:
+            out.add_(t)
+        out.relu_()
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        (out,) = ctx.saved_tensors
+        g = torch.ops.aten.threshold_backward(grad, out, 0)
+        return tuple(g if need else None for need in ctx.needs_input_grad)
 
 
 def _split(
@@ -421,7 +456,9 @@ def linear_fused(
 def buffer_init(x: Tensor, channels: int) -> Tensor:
     """A [N, channels, ...] buffer in x's memory format with x written into its first channels."""
     if _needs_grad(x):
-        return _BufferInit.apply(x, channels)
+        buf = _BufferInit.apply(x, channels)
+        setattr(buf, _SHARED_GRAD, _SharedGrad())
+        return buf
     return _buffer_init(x, channels)
 
 
@@ -443,7 +480,7 @@ def _buffer_init(x: Tensor, channels: int) -> Tensor:
 def buffer_write(buf: Tensor, y: Tensor, offset: int) -> Tensor:
     """Write y into channels [offset, offset + y's channels) of buf; returns buf."""
     if _needs_grad(buf, y):
-        return _BufferWrite.apply(buf, y, offset)
+        return _BufferWrite.apply(buf, y, offset, getattr(buf, _SHARED_GRAD, None))
     buf.narrow(1, offset, y.shape[1]).copy_(y)
     return buf
 
@@ -451,8 +488,45 @@ def buffer_write(buf: Tensor, y: Tensor, offset: int) -> Tensor:
 def buffer_prefix(buf: Tensor, channels: int) -> Tensor:
     """The first `channels` channels of buf, without a copy."""
     if _needs_grad(buf):
-        return _BufferPrefix.apply(buf, channels)
+        return _BufferPrefix.apply(buf, channels, getattr(buf, _SHARED_GRAD, None))
     return buf.narrow(1, 0, channels)
+
+
+_SHARED_GRAD = "_archgraph_shared_grad"  # attribute of a buffer made with gradients
+
+
+class _SharedGrad:
+    """A buffer's gradient in backward, one tensor for all its versions.
+
+    Backward meets a block's writes last to first. Each write passes the gradient of the
+    buffer after it on as the gradient of the buffer before it (`grad`, of buffer version
+    `version`), and the prefixes read from that version add their gradients into its first
+    channels in place and give autograd none: they run before the write that consumes it
+    (each prefix feeds the layer whose output the next write stores). Without it, every
+    prefix would make a zeroed buffer-sized gradient that autograd then adds to the write's:
+    three passes over the whole buffer per layer where one pass over the prefix is needed.
+    """
+
+    __slots__ = ("grad", "version")
+
+    def __init__(self) -> None:
+        self.grad: Tensor | None = None
+        self.version = -1
+
+    def take(self, grad: Tensor, version: int) -> Tensor:
+        """grad as the gradient of buffer `version`, in a tensor of our own: one handed in from
+        outside (a view, an expanded tensor, one autograd may hand elsewhere) is copied once,
+        so adding into it in place changes nothing another node reads."""
+        own = self.grad
+        if not (
+            own is not None
+            and grad.data_ptr() == own.data_ptr()
+            and grad.shape == own.shape
+            and grad.stride() == own.stride()
+        ):
+            grad = grad.clone()
+        self.grad, self.version = grad, version
+        return grad
 
 
 class _BufferInit(torch.autograd.Function):
@@ -468,23 +542,28 @@ class _BufferInit(torch.autograd.Function):
 
 class _BufferWrite(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, buf: Tensor, y: Tensor, offset: int) -> Tensor:
-        ctx.span = (offset, y.shape[1])
+    def forward(
+        ctx: Any, buf: Tensor, y: Tensor, offset: int, shared: _SharedGrad | None
+    ) -> Tensor:
+        ctx.span, ctx.shared, ctx.version = (offset, y.shape[1]), shared, buf._version
         buf.narrow(1, offset, y.shape[1]).copy_(y)
         ctx.mark_dirty(buf)
         return buf
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        if ctx.shared is not None:
+            grad = ctx.shared.take(grad, ctx.version)
         # the old buffer's channels at the slice are read by nobody (no earlier prefix covers
         # them), so its gradient there is never used: pass the gradient on without zeroing it
-        return grad, grad.narrow(1, *ctx.span), None
+        return grad, grad.narrow(1, *ctx.span), None, None
 
 
 class _BufferPrefix(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, buf: Tensor, channels: int) -> Tensor:
+    def forward(ctx: Any, buf: Tensor, channels: int, shared: _SharedGrad | None) -> Tensor:
         ctx.shape, ctx.channels = buf.shape, channels
+        ctx.shared, ctx.version = shared, buf._version
         ctx.channels_last = _is_channels_last(buf)
         view = buf.narrow(1, 0, channels)
         # same storage, its own version counter: later writes into other channels of the
@@ -494,12 +573,23 @@ class _BufferPrefix(torch.autograd.Function):
         )
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
+        shared = ctx.shared
+        if (
+            shared is not None
+            and shared.version == ctx.version
+            and shared.grad is not None
+            and not torch.is_grad_enabled()  # a double backward must not see grads change
+        ):
+            shared.grad.narrow(1, 0, ctx.channels).add_(grad)
+            return None, None, None
+        if ctx.channels == ctx.shape[1]:
+            return grad, None, None
         fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
         full = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=fmt)
         full.zero_()
         full.narrow(1, 0, ctx.channels).copy_(grad)
-        return full, None
+        return full, None, None
 
 
 def _is_channels_last(x: Tensor) -> bool:

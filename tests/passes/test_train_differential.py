@@ -213,6 +213,7 @@ def test_train_pipelines_fuse_and_keep_training_behaviour() -> None:
     assert "batchnorm" not in ops and ops.count("batchnorm_act") == 121
     layer = ir["features.denseblock2.denselayer3.norm1"]
     assert layer.args["activation"] == "relu" and layer.args["recompute"]
+    assert not ir["features.denseblock2.denselayer3.norm2"].args["recompute"]  # over a conv
     assert ir[layer.inputs[0]].op == "buffer_prefix"
     assert ops.count("buffer_init") == 4
     assert not any("pre_scale" in k for k in ir.weights)
@@ -247,6 +248,9 @@ def test_cpu_backward_of_pointwise_groups_and_buffers_passes_gradcheck() -> None
     a, b = (torch.randn(2, 3, 2, 2, generator=gen, dtype=DTYPE, requires_grad=True) for _ in "ab")
     steps = [("silu",), ("mul", 1), ("scale", 0.5), ("add", 0), ("tanh",)]
     assert torch.autograd.gradcheck(lambda x, y: cpu.pointwise_chain(steps, [x, y], {}), (a, b))
+    residual = [("add", 2), ("add", 1), ("relu",)]  # backward by ReLU's rule on the output
+    c = torch.randn(2, 3, 2, 2, generator=gen, dtype=DTYPE, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *t: cpu.pointwise_chain(residual, t, {}), (a, b, c))
 
     def block(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         buf = cpu.buffer_init(x, 6)
@@ -255,6 +259,42 @@ def test_cpu_backward_of_pointwise_groups_and_buffers_passes_gradcheck() -> None
         return first.sum() + (buf * buf).sum() + cpu.buffer_prefix(buf, 4).cos().sum()
 
     assert torch.autograd.gradcheck(block, (a, b))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_dense_block_buffer_gradients_equal_those_of_concatenation(channels_last: bool) -> None:
+    """A dense block over a buffer (prefixes add their gradients into the one gradient the writes
+    pass along) against the same block over torch.cat; the loss also reads the whole last buffer
+    through sum(), whose gradient is an expanded tensor nobody may write into."""
+    from archgraph.codegen.kernels import cpu
+
+    gen = torch.Generator().manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x0 = torch.randn(2, 3, 4, 4, generator=gen, dtype=DTYPE).contiguous(memory_format=fmt)
+    weights = [torch.randn(2, 3 + 2 * k, 1, 1, generator=gen, dtype=DTYPE) for k in range(3)]
+
+    def block(x: torch.Tensor, ws: Sequence[torch.Tensor], buffered: bool) -> torch.Tensor:
+        if buffered:
+            buf, width = cpu.buffer_init(x, 9), 3
+            for w in ws:
+                y = torch.conv2d(cpu.buffer_prefix(buf, width), w).tanh()
+                buf, width = cpu.buffer_write(buf, y, width), width + 2
+            whole = buf
+        else:
+            feats = [x]
+            for w in ws:
+                feats.append(torch.conv2d(torch.cat(feats, 1), w).tanh())
+            whole = torch.cat(feats, 1)
+        proj = torch.randn(whole.shape, generator=torch.Generator().manual_seed(1), dtype=DTYPE)
+        return (whole * proj).sum() + whole.sum()
+
+    grads = []
+    for buffered in (False, True):
+        leaves = [t.clone().requires_grad_() for t in (x0, *weights)]
+        block(leaves[0], leaves[1:], buffered).backward()
+        grads.append([t.grad for t in leaves])
+    for got, ref in zip(grads[1], grads[0], strict=True):
+        assert scale_error(got, ref) <= 1e-12
 
 
 def test_recomputed_bn_relu_output_is_not_kept_for_backward() -> None:
