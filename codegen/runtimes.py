@@ -220,7 +220,7 @@ class BatchNormAct(nn.modules.batchnorm._BatchNorm):
                 input, self.weight, self.bias, self.running_mean, self.running_var,
                 self.momentum, self.eps, self.activation == "relu",
             )  # fmt: skip
-        y = super().forward(input)
+        y = super().forward(recompute.dense(input))
         return cpu.activation(y, self.activation, self.activation in _IN_PLACE)
 
     def extra_repr(self) -> str:

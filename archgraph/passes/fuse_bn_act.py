@@ -6,10 +6,13 @@ left, so the eval-mode uses of one (folding into a conv, a conv's BN prologue, a
 of a pointwise group, all of which read the running statistics) cannot apply, and the
 batchnorm keeps computing batch statistics and updating its running statistics in training.
 The fused node keeps the batchnorm's id and tensors; the activation's consumers read it.
-A BN[-ReLU] read only by a conv gets `recompute`: in training its output is recomputed in
-backward from its input (which batchnorm's backward keeps anyway) instead of being kept for
-the conv's weight gradient (memory-efficient DenseNet: a dense layer's BN-ReLU over its
-block's concatenation is as large as the concatenation).
+A BN[-ReLU] over a channel concatenation, read only by a conv, gets `recompute`: in training
+its output is recomputed in backward from its input (which batchnorm's backward keeps anyway)
+instead of being kept for the conv's weight gradient (memory-efficient DenseNet: a dense
+layer's BN-ReLU over its block's concatenation is as large as the concatenation, and all of
+them together grow quadratically with depth). Elsewhere (a ResNet's BN-ReLU) the output is
+kept: recomputing it would cost a normalization per layer in backward to save memory linear in
+depth, which the caller did not ask to trade.
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ def fuse_bn_act(graph: Graph) -> tuple[Graph, Change]:
         if nxt is not None and rw[nxt].inputs == (bn.id,):
             act = step_in(rw[nxt], activations) or "none"
         reader = nxt if act == "none" else rw.only_consumer(nxt)
-        recompute = act in ("none", "relu") and reader is not None and rw[reader].op == "conv2d"
+        recompute = (
+            act in ("none", "relu")
+            and reader is not None
+            and rw[reader].op == "conv2d"
+            and rw[bn.inputs[0]].op == "concat"
+        )
         node = rw.make(bn.id, "batchnorm_act", bn.inputs, **bn.args, activation=act,
                        recompute=recompute)  # fmt: skip
         rw.put(node)

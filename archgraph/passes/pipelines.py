@@ -18,8 +18,9 @@ state, masks and checkpoints carry over between levels). Which passes, and why:
   run before the other fusions, it leaves them no eval-mode batchnorm to fold), fuse_conv
   (then only the residual-add/activation epilogue can apply), fuse_pointwise (then without
   affine steps; its CPU path has a backward that recomputes the chain), sdpa (dropout kept,
-  active only in training), dense_concat (the buffer ops are autograd Functions), layout (safe,
-  but left out of TRAIN_LEVELS for now: see the note there);
+  active only in training), dense_concat (the buffer ops are autograd Functions), layout
+  (channels_last activations; prepacked weights apply only in inference, training convs run
+  F.conv2d on the NHWC tensors);
 - not train-safe: remove_identity (drops dropout), cse (would merge two dropouts, which draw
   different masks), fold_bn (uses running statistics, and rewrites weights), fuse_qkv and
   fuse_parallel_convs (concatenate parameters into new ones).
@@ -111,8 +112,7 @@ TRAIN_LEVELS: dict[int, list[str]] = {
         "fuse_conv",
         "fuse_pointwise",
         "dense_concat",
-        # no `layout`: training on channels_last inputs corrupted the heap in float32 backward
-        # (torch 2.14.1 CPU, examples/small_resnet.yaml at 8x8, even at -O0), not yet isolated
+        "layout",
     ],
 }
 
