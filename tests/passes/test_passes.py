@@ -315,5 +315,4 @@ def test_every_pass_is_listed_in_a_level() -> None:
     assert set(LEVELS[2]) | set(TRAIN_LEVELS[2]) == set(PASSES)
     assert set(LEVELS[1]) < set(LEVELS[2]) and LEVELS[0] == []
     assert set(TRAIN_LEVELS[1]) < set(TRAIN_LEVELS[2]) and TRAIN_LEVELS[0] == []
-    # layout is train-safe but left out of the train pipeline for now (pipelines.TRAIN_LEVELS)
-    assert set(TRAIN_LEVELS[2]) == set(TRAIN_SAFE) - {"layout"}
+    assert set(TRAIN_LEVELS[2]) == set(TRAIN_SAFE)
