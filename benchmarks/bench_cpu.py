@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # torch.compile's first call is measured cold, as a user meets it: a fresh inductor cache
 # directory and no FX-graph or AOT-autograd cache reuse (set before torch is imported).
@@ -45,7 +46,7 @@ from archgraph.passes import LEVELS  # noqa: E402
 from archgraph.profile.memory import liveness_peak, measured_peak  # noqa: E402
 
 THREADS = 2
-MODELS = ("resnet50", "densenet121", "vovnet39a", "vit_small_patch16_224")
+MODELS = ("resnet50", "densenet121", "vovnet39a", "vit_small_patch16_224", "pvt_v2_b0")
 TORCHVISION = ("resnet50", "densenet121")
 ABLATIONS = ("layout", "dense_concat", "fuse_conv")  # -O2 passes whose worth is timed alone
 
@@ -70,10 +71,9 @@ def reference(name: str, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-def onnx_runtime(
-    model: nn.Module, x: torch.Tensor, workdir: str
-) -> Callable[[torch.Tensor], object]:
-    """Export the eager model with torch.onnx (static shapes) and open an ORT session."""
+def onnx_session(model: nn.Module, x: torch.Tensor, workdir: str, profile_prefix: str = "") -> Any:
+    """Export the eager model with torch.onnx (static shapes) and open an ORT session: all graph
+    optimizations, THREADS intra-op threads, spinning off; ORT's profiler on if profile_prefix."""
     import onnxruntime as ort
 
     path = os.path.join(workdir, f"model_{x.shape[0]}.onnx")
@@ -86,7 +86,17 @@ def onnx_runtime(
     # ORT's workers otherwise spin for a while after each run, taking the cores from whichever
     # contender is timed next in the round
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_runtime(
+    model: nn.Module, x: torch.Tensor, workdir: str
+) -> Callable[[torch.Tensor], object]:
+    """The model as an ORT session (onnx_session), called like the model."""
+    session = onnx_session(model, x, workdir)
 
     def run(t: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {"x": t.numpy()})[0])

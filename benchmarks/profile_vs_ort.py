@@ -96,19 +96,7 @@ def torch_breakdown(module: Callable, x: torch.Tensor, calls: int) -> dict[str, 
 def ort_breakdown(model: torch.nn.Module, x: torch.Tensor, calls: int, workdir: str) -> dict:
     """ms per call by category from ORT's profile (node kernel times), and the rest of the
     wall time of session.run as 'outside ops'."""
-    import onnxruntime as ort
-
-    path = str(Path(workdir) / f"model_{x.shape[0]}.onnx")
-    torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"], dynamo=True,
-                      verbose=False, external_data=False)  # fmt: skip
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.enable_profiling = True
-    options.profile_file_prefix = str(Path(workdir) / "ort_profile")
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = bench_cpu.onnx_session(model, x, workdir, str(Path(workdir) / "ort_profile"))
     feed = {"x": x.numpy()}
     for _ in range(WARMUP):
         session.run(None, feed)  # kept out of the sums below
