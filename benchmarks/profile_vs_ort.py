@@ -4,10 +4,11 @@
 and the time outside any op (Python, the fx module's dispatch; ORT: the session's own overhead).
 
 Each contender is profiled in its own block (not interleaved: the profilers would time each
-other), after warm-up, over `--calls` calls; figures are milliseconds per call. ORT runs as
-bench_cpu.onnx_runtime sets it up (all graph optimizations, 2 intra-op threads, spinning off).
-The totals are the profiled wall time per call, so they run a little above bench_cpu.py's
-medians (profiling costs time): compare categories within a row, ratios across contenders.
+other), after warm-up, over `--calls` calls; figures are milliseconds per call. ORT's session
+is bench_cpu.onnx_session's (all graph optimizations, 2 intra-op threads, spinning off) with its
+profiler on. The totals are profiled wall time per call, and profiling changes small calls'
+timing (more so ORT's), so they show where the time goes, not how the contenders compare:
+bench_cpu.py's interleaved medians give the ratios.
 
     bash scripts/dev python benchmarks/profile_vs_ort.py                 # ~5 minutes
     bash scripts/dev python benchmarks/profile_vs_ort.py --models resnet50 --batches 1 --calls 3
