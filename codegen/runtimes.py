@@ -99,6 +99,7 @@ class FusedConv2d(nn.Module):
         self.dilation, self.groups = args["dilation"], args["groups"]
         self.activation, self.pre_activation = args["activation"], args["pre_activation"]
         self.prepack, self.parts = args["prepack"], args["parts"]
+        self.residual_inplace = args["residual_inplace"]
         for name, spec in get_op("conv2d_fused").params(args, ins).items():
             tensor = torch.empty(spec.shape, device="meta")
             if spec.trainable:
@@ -130,6 +131,7 @@ class FusedConv2d(nn.Module):
             pre_act=self.pre_activation,
             prepack=self.prepack,
             cache=self.packed,
+            residual_inplace=self.residual_inplace,
         )
 
     def extra_repr(self) -> str:

@@ -20,6 +20,7 @@ LAYER_OF = {
     "archgraph.ir.validate": "ops",
     "archgraph.ir.weights": "ops",
     "archgraph.ir.sharing": "ops",
+    "archgraph.ir.aliasing": "ops",  # reads OpDef.fresh_output
     "archgraph.ops": "ops",
     # analytic costs: the ops' cost rules summed over a graph (no measurement), which the
     # architecture-changing passes report as well as the profiler

@@ -7,6 +7,7 @@ from __future__ import annotations
 import networkx as nx
 
 from archgraph.errors import ArchgraphError, GraphError
+from archgraph.ir.aliasing import may_overwrite
 from archgraph.ir.graph import Graph
 from archgraph.ir.sharing import check_shared
 from archgraph.ops.registry import ShapeMismatch, get_op
@@ -49,5 +50,14 @@ def validate(graph: Graph) -> None:
                 loc=node.loc,
                 expected=str(inferred),
                 found=str(node.type),
+            )
+        overwritten = op.overwrites(node.args) if op.overwrites else None
+        if overwritten is not None and not may_overwrite(graph, node.inputs[overwritten], node.id):
+            raise GraphError(
+                f"the node overwrites input {overwritten} ('{node.inputs[overwritten]}'), which "
+                "is read after it, is a graph output or is not a tensor of its own",
+                node=node.id,
+                loc=node.loc,
+                hint="archgraph.ir.aliasing.may_overwrite says when an input may be overwritten",
             )
     check_shared(graph)

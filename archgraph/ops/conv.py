@@ -136,6 +136,7 @@ def conv_channel_rule(args: dict[str, Any], ins: list[TensorType]) -> ChannelRul
 CONV2D = register_op(
     OpDef(
         name="conv2d",
+        fresh_output=True,
         doc="2-D convolution over NCHW; in_channels come from the input",
         args={
             "out_channels": Arg(INT),

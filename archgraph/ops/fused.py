@@ -156,6 +156,7 @@ def _cost(args: dict[str, Any], ins: list[TensorType], out: TensorType) -> Cost:
 FUSED_POINTWISE = register_op(
     OpDef(
         name="fused_pointwise",
+        fresh_output=True,
         doc="a chain of pointwise steps over its inputs, computed as one call (pointwise fusion)",
         args={"steps": Arg(STEP_LIST, doc="[[name], [name, operand], ...] applied to input 0")},
         arity=(1, None),

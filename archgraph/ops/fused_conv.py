@@ -14,7 +14,10 @@
   layout pass sets it; on the CPU: oneDNN's blocked weights and fused post-ops);
 - `parts` (conv only): the first `parts` inputs are read as their channel concatenation, which is
   never made: the conv runs on each over its slice of the weight's input channels and the
-  results accumulate (the dense-concat pass's split of a concat read only by convs).
+  results accumulate (the dense-concat pass's split of a concat read only by convs);
+- `residual_inplace` (conv only): the residual's storage may receive the result (oneDNN adds the
+  conv into it in place), because nothing reads the residual afterwards (the inplace_residual
+  pass): a ResNet stage's residual stream stays in one buffer instead of a fresh one per block.
 
 Parameter names are the conv's and linear's own (`weight`, `bias`), so a fused node keeps the
 state_dict keys of the conv it replaces. conv2d and linear name these ops as their fused form
@@ -160,8 +163,11 @@ CONV2D_FUSED = register_op(
             "pre_activation": Arg(STR, "none", choices=("none", "relu")),
             **_EPILOGUE_ARGS,
             "parts": PARTS_ARG,
+            "residual_inplace": Arg(BOOL, False, doc="may write into the residual input"),
         },
         arity=(1, None),
+        fresh_output=True,
+        overwrites=lambda args: args["parts"] if args["residual_inplace"] else None,
         infer=_conv_infer,
         params=_conv_params,
         cost=_conv_cost,
@@ -198,5 +204,6 @@ LINEAR_FUSED = register_op(
         params=_linear_params,
         cost=_linear_cost,
         stack=LINEAR.stack,
+        fresh_output=True,
     )
 )

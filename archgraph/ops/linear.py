@@ -57,6 +57,7 @@ def _module(args: dict[str, Any], ins: list[TensorType]) -> nn.Module:
 LINEAR = register_op(
     OpDef(
         name="linear",
+        fresh_output=True,
         doc="fully connected layer over the last dimension; in_features come from the input",
         args={"out_features": Arg(INT), "bias": Arg(BOOL, True)},
         infer=_infer,

@@ -77,6 +77,7 @@ def _bn_scale_shift(
 BATCHNORM = register_op(
     OpDef(
         name="batchnorm",
+        fresh_output=True,
         doc="batch normalization over channels (dim 1); running statistics are buffers",
         args={"eps": Arg(FLOAT, 1e-5), "momentum": Arg(FLOAT, 0.1), "affine": Arg(BOOL, True)},
         infer=_bn_infer,

@@ -72,6 +72,7 @@ _WINDOW_ARGS = {
 MAXPOOL2D = register_op(
     OpDef(
         name="maxpool2d",
+        fresh_output=True,
         doc="max over sliding windows",
         args={**_WINDOW_ARGS, "dilation": Arg(PAIR, 1)},
         infer=_window_infer,

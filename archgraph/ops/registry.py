@@ -351,6 +351,10 @@ class OpDef:
       read one input merge into one by stacking (horizontal fusion).
     sdpa_form: the op computing the same with F.scaled_dot_product_attention (same args and
       weights; the sdpa pass swaps it in).
+    fresh_output: the op returns a tensor of its own in inference, never an input, a view of
+      one or a parameter, so its last reader may overwrite it (the inplace_residual pass).
+    overwrites: from the node's args, the index of the input whose storage the op may write
+      its result into (None: none); archgraph.ir.aliasing.may_overwrite must allow it.
     """
 
     name: str
@@ -374,6 +378,8 @@ class OpDef:
     train_identity: bool = False
     stack: tuple[int, str] | None = None
     sdpa_form: str | None = None
+    fresh_output: bool = False
+    overwrites: Callable[[Mapping[str, Any]], int | None] | None = None
 
     def __post_init__(self) -> None:
         if self.module is not None and self.lower is not None:

@@ -3,7 +3,8 @@
 -O0 runs nothing. -O1: canonicalization, identity/dropout removal, dead-node and
 common-subexpression elimination, batchnorm folding, conv/linear epilogue fusion, pointwise
 chain fusion. -O2 adds attention lowered to SDPA, horizontal fusion of QKV projections and of
-parallel convs over one input, dense-block concat elimination, and the device layout. Every
+parallel convs over one input, dense-block concat elimination, the device layout, and convs
+that add into a residual buffer nothing reads afterwards. Every
 pass at -O1 and -O2 keeps what the network computes in eval mode (differential tests check it
 against -O0); -O1/-O2 modules are for inference (batchnorm folded with its running statistics,
 dropout gone).
@@ -23,7 +24,8 @@ state, masks and checkpoints carry over between levels). Which passes, and why:
   F.conv2d on the NHWC tensors);
 - not train-safe: remove_identity (drops dropout), cse (would merge two dropouts, which draw
   different masks), fold_bn (uses running statistics, and rewrites weights), fuse_qkv and
-  fuse_parallel_convs (concatenate parameters into new ones).
+  fuse_parallel_convs (concatenate parameters into new ones), inplace_residual (autograd may
+  keep the residual it would overwrite).
 
 A PassContext (TVM's idea) lets a caller that does not call compile itself, such as the CLI
 going through the profiler, choose an explicit pass list for every compile inside it.
@@ -47,6 +49,7 @@ from archgraph.passes.fuse_conv import FUSE_CONV
 from archgraph.passes.fuse_pointwise import FUSE_POINTWISE
 from archgraph.passes.horizontal import FUSE_PARALLEL_CONVS, FUSE_QKV
 from archgraph.passes.identity import REMOVE_IDENTITY, REMOVE_IDENTITY_TRAIN
+from archgraph.passes.inplace_residual import INPLACE_RESIDUAL
 from archgraph.passes.layout import LAYOUT
 from archgraph.passes.manager import Pass, PassManager, PassReport
 from archgraph.passes.sdpa import SDPA
@@ -68,6 +71,7 @@ PASSES: dict[str, Pass] = {
         FUSE_POINTWISE,
         DENSE_CONCAT,
         LAYOUT,
+        INPLACE_RESIDUAL,
     ]
 }
 
@@ -85,6 +89,7 @@ LEVELS: dict[int, list[str]] = {
         "fuse_pointwise",
         "dense_concat",
         "layout",
+        "inplace_residual",
     ],
 }
 

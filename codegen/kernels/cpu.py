@@ -332,9 +332,11 @@ def conv2d_fused(
     pre_act: str,
     prepack: bool,
     cache: PackedWeight,
+    residual_inplace: bool = False,
 ) -> Tensor:
     """act(conv2d(prologue(x), weight, bias) + residual). A list x holds the parts of the input's
-    channels (their concatenation is never made; no prologue then)."""
+    channels (their concatenation is never made; no prologue then). With `residual_inplace`
+    (nothing reads the residual afterwards), oneDNN adds the conv into the residual itself."""
     if isinstance(x, list):
         inplace_ok = not _needs_grad(*x, residual, weight, bias)
         if prepack and onednn_ok(x[0], *x[1:], residual, weight, bias):
@@ -368,9 +370,14 @@ def conv2d_fused(
             )
         # the binary form fuses only ReLU after the add; other activations run after it
         post = "relu" if act == "relu" else None
-        y = torch.ops.mkldnn._convolution_pointwise.binary(
-            x, residual, packed, bias, *args, "add", 1.0, post, [], "" if post else None
-        )
+        if residual_inplace and _same_layout(residual, x):
+            y = torch.ops.mkldnn._convolution_pointwise_.binary(
+                residual, x, packed, bias, *args, "add", 1.0, post, [], "" if post else None
+            )
+        else:
+            y = torch.ops.mkldnn._convolution_pointwise.binary(
+                x, residual, packed, bias, *args, "add", 1.0, post, [], "" if post else None
+            )
         return y if act in ("none", "relu") else activation(y, act, True)
     if has_prologue:
         x = conv_prologue(x, pre_scale, pre_shift, pre_act, inplace_ok)
@@ -379,6 +386,15 @@ def conv2d_fused(
     if residual is not None:
         y = y.add_(residual) if inplace_ok else y + residual
     return activation(y, act, inplace_ok)
+
+
+def _same_layout(a: Tensor, b: Tensor) -> bool:
+    """a and b are both dense NCHW or both dense channels_last (oneDNN's in-place sum writes
+    the output in its input's layout)."""
+    return any(
+        a.is_contiguous(memory_format=f) and b.is_contiguous(memory_format=f)
+        for f in (torch.channels_last, torch.contiguous_format)
+    )
 
 
 def _packed_conv_weight(

@@ -2,7 +2,8 @@
 
 Weights are bound before any pass runs (so value-dependent passes see them); every module runs
 in eval mode on the same seeded inputs; each output must agree with -O0's within
-`TOLERANCE` x its scale (max |-O0 output|).
+`TOLERANCE` x its scale (max |-O0 output|), and leave its inputs as they were (a pass that
+writes in place must never write into the caller's tensors).
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ def check_against_o0(
     configs = [(f"-O{lvl}", lvl, None) for lvl in levels] + [
         (",".join(p), 0, list(p)) for p in passes
     ]
+    originals = [t.clone() for t in inputs]
     for label, level, names in configs:
         module = archgraph.compile(graph, level, passes=names)
         errors[label] = scaled_error(outputs(module, inputs), ref)
         assert errors[label] <= TOLERANCE, f"{graph.name} {label}: error {errors[label]:.2e}"
+        for i, (t, original) in enumerate(zip(inputs, originals, strict=True)):
+            assert torch.equal(t, original), f"{graph.name} {label} wrote into its input {i}"
     return errors

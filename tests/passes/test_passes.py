@@ -316,3 +316,93 @@ def test_every_pass_is_listed_in_a_level() -> None:
     assert set(LEVELS[1]) < set(LEVELS[2]) and LEVELS[0] == []
     assert set(TRAIN_LEVELS[1]) < set(TRAIN_LEVELS[2]) and TRAIN_LEVELS[0] == []
     assert set(TRAIN_LEVELS[2]) == set(TRAIN_SAFE)
+
+
+def _basic_block(b: Builder, x: str, name: str) -> str:
+    """conv-bn-relu, conv-bn, add x, relu (8 channels)."""
+    y = b.node("conv2d", x, name=f"{name}.conv0", out_channels=8, kernel_size=3, padding=1,
+               bias=False)  # fmt: skip
+    y = b.node("relu", b.node("batchnorm", y, name=f"{name}.bn0"), name=f"{name}.relu0")
+    y = b.node("conv2d", y, name=f"{name}.conv1", out_channels=8, kernel_size=3, padding=1,
+               bias=False)  # fmt: skip
+    y = b.node("add", b.node("batchnorm", y, name=f"{name}.bn1"), x, name=f"{name}.add")
+    return b.node("relu", y, name=f"{name}.relu")
+
+
+def _two_blocks(*, first_is_output: bool = False, read_after: bool = False) -> Graph:
+    b = Builder("two_blocks")
+    x = b.input("x", [8, 6, 6])
+    y1 = _basic_block(b, x, "block1")
+    y2 = _basic_block(b, y1, "block2")
+    if read_after:  # block1's output is read again after block2
+        y2 = b.node("add", y2, y1, name="late_read")
+    b.output(y2)
+    if first_is_output:
+        b.output(y1)
+    return _bound(b.build())
+
+
+def _inplace_flags(graph: Graph) -> dict[str, bool]:
+    out, _ = run_pipeline(graph, 2)
+    return {
+        n.id: n.args["residual_inplace"]
+        for n in out.nodes()
+        if n.op == "conv2d_fused" and n.args["residual"]
+    }
+
+
+def test_inplace_residual_donates_only_a_residual_nobody_reads_afterwards() -> None:
+    # block1's residual is the caller's input; block2's is block1's output, which block2's
+    # first conv has read before its last conv adds into it
+    assert _inplace_flags(_two_blocks()) == {"block1.conv1": False, "block2.conv1": True}
+    # a graph output, or a value read after the conv, is never written into
+    assert _inplace_flags(_two_blocks(first_is_output=True))["block2.conv1"] is False
+    assert _inplace_flags(_two_blocks(read_after=True))["block2.conv1"] is False
+    for graph in (_two_blocks(), _two_blocks(first_is_output=True), _two_blocks(read_after=True)):
+        check_against_o0(graph, graph.weights, levels=(2,))  # inputs untouched, too
+
+
+def test_inplace_residual_really_writes_into_the_residual() -> None:
+    from archgraph.codegen.kernels import cpu
+
+    graph = _two_blocks()
+    module = archgraph.compile(graph, 2).eval()
+    seen: list[tuple[int, int]] = []
+    real = cpu.conv2d_fused
+
+    def spy(x, residual, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        y = real(x, residual, *args, **kwargs)
+        if residual is not None:
+            seen.append((y.data_ptr(), residual.data_ptr()))
+        return y
+
+    cpu.conv2d_fused = spy
+    try:
+        with torch.inference_mode():
+            module(torch.randn(2, 8, 6, 6))
+    finally:
+        cpu.conv2d_fused = real
+    assert len(seen) == 2
+    assert seen[0][0] != seen[0][1]  # block1 adds into a fresh tensor
+    assert seen[1][0] == seen[1][1]  # block2 adds into block1's output
+
+
+def test_resnet50_adds_every_block_into_its_residual_buffer() -> None:
+    graph = archgraph.load("resnet50")
+    bind_weights(graph)
+    flags = _inplace_flags(graph)
+    # 3 + 4 + 6 + 3 bottlenecks, one residual add each: every one is donated (the first of a
+    # stage adds into its downsample conv's output, the others into the previous block's)
+    assert len(flags) == 16 and all(flags.values())
+
+
+def test_validation_refuses_an_overwrite_of_a_value_read_later() -> None:
+    out, _ = run_pipeline(_two_blocks(read_after=True), 2)
+    conv = out["block2.conv1"]
+    broken = Graph(out.name, outputs=list(out.outputs), weights=out.weights)
+    for node in out.nodes():
+        if node.id == conv.id:
+            node = node.evolve(args={**node.args, "residual_inplace": True})
+        broken.add(node)
+    with pytest.raises(GraphError, match="overwrites input 1"):
+        PassManager([Pass("flag", "sets the flag", lambda g: (broken, Change()))]).run(out)

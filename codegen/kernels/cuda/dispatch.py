@@ -99,17 +99,18 @@ def conv2d_fused(x: Tensor | list[Tensor], residual: Tensor | None, weight: Tens
                  bias: Tensor | None, *, stride: Sequence[int], padding: Sequence[int],
                  dilation: Sequence[int], groups: int, act: str, pre_scale: Tensor | None,
                  pre_shift: Tensor | None, pre_act: str, prepack: bool,
-                 cache: cpu.PackedWeight) -> Tensor:  # fmt: skip
+                 cache: cpu.PackedWeight, residual_inplace: bool = False) -> Tensor:  # fmt: skip
     """cpu.conv2d_fused, or: prologue kernel (BN-ReLU of the input), the library conv, epilogue
     kernel (bias, residual, activation in one pass over the output). A list x is the parts of
-    the input's channels (see cpu.conv2d_fused): one library conv per part, summed."""
+    the input's channels (see cpu.conv2d_fused): one library conv per part, summed.
+    `residual_inplace` allows the CPU path to write into the residual (the kernels do not)."""
     parts = x if isinstance(x, list) else [x]
     launcher = launcher_for(*parts, residual, weight, bias, pre_scale, pre_shift)
     if launcher is None:
         return cpu.conv2d_fused(x, residual, weight, bias, stride=stride, padding=padding,
                                 dilation=dilation, groups=groups, act=act, pre_scale=pre_scale,
                                 pre_shift=pre_shift, pre_act=pre_act, prepack=prepack,
-                                cache=cache)  # fmt: skip
+                                cache=cache, residual_inplace=residual_inplace)  # fmt: skip
     from archgraph.codegen.kernels.cuda.functions import run_chain
     from archgraph.codegen.kernels.cuda.groups import prologue_chain
 
