@@ -51,12 +51,8 @@ THREADS = 2
 MODELS = ("resnet50", "densenet121", "vovnet39a", "vit_small_patch16_224", "pvt_v2_b0")
 TORCHVISION = ("resnet50", "densenet121")
 INDUCTOR = "torch.compile (freezing)"
-ABLATIONS = (
-    "layout",
-    "dense_concat",
-    "fuse_conv",
-    "inplace_residual",
-)  # -O2 passes whose worth is timed alone
+# -O2 passes whose worth is timed alone (--ablation)
+ABLATIONS = ("layout", "dense_concat", "fuse_conv", "inplace_residual")
 
 
 def reference(name: str, seed: int = 0) -> nn.Module:
