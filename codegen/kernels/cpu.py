@@ -480,15 +480,8 @@ def buffer_init(x: Tensor, channels: int) -> Tensor:
 
 def _buffer_init(x: Tensor, channels: int) -> Tensor:
     shape = (x.shape[0], channels, *x.shape[2:])
-    if x.dim() == 4:
-        fmt = (
-            torch.channels_last
-            if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-            else torch.contiguous_format
-        )
-        buf = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
-    else:
-        buf = x.new_empty(shape)
+    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+    buf = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
     buf.narrow(1, 0, x.shape[1]).copy_(x)
     return buf
 
