@@ -38,12 +38,14 @@ def _unary(
     expr: str,
     inplace: Callable[[torch.Tensor], torch.Tensor],
     *,
+    grad_from_output: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     more_steps: tuple[PointwiseStep, ...] = (),
     step: StepOf | None = None,
     **extra: Arg,
 ) -> OpDef:
     """A unary activation computing `fn`; its step (same name) is `expr` in C, `fn` and
-    `inplace` in torch."""
+    `inplace` in torch (and `grad_from_output`, if its derivative is a function of its
+    output)."""
 
     def lower(emit: Emitter, args: dict[str, Any], xs: list[fx.Node]) -> fx.Node:
         return emit.function(fn, (xs[0],), explicit(args, extra))
@@ -58,7 +60,10 @@ def _unary(
             lower=lower,
             pointwise=True,
             channels=PASS_ANY,
-            steps=(PointwiseStep(name, expr, fn, inplace, flops), *more_steps),
+            steps=(
+                PointwiseStep(name, expr, fn, inplace, flops, grad_from_output=grad_from_output),
+                *more_steps,
+            ),
             step=step,
         )
     )
@@ -85,12 +90,19 @@ def _overwrite(fn: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor], torc
 _TANH_FORM = "0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)))"
 
 # name, torch function, doc, flops, C expression, in-place torch function
-RELU = _unary("relu", F.relu, "max(x, 0)", 1, "fmaxf(x, 0.0f)", torch.relu_)
+RELU = _unary(
+    "relu", F.relu, "max(x, 0)", 1, "fmaxf(x, 0.0f)", torch.relu_,
+    grad_from_output=lambda g, y: torch.ops.aten.threshold_backward(g, y, 0),
+)  # fmt: skip
 RELU6 = _unary("relu6", F.relu6, "min(max(x, 0), 6)", 2, "fminf(fmaxf(x, 0.0f), 6.0f)", _clamp6_)
 SIGMOID = _unary(
-    "sigmoid", torch.sigmoid, "1 / (1 + exp(-x))", 3, "1.0f / (1.0f + expf(-x))", torch.sigmoid_
-)
-TANH = _unary("tanh", torch.tanh, "hyperbolic tangent", 3, "tanhf(x)", torch.tanh_)
+    "sigmoid", torch.sigmoid, "1 / (1 + exp(-x))", 3, "1.0f / (1.0f + expf(-x))", torch.sigmoid_,
+    grad_from_output=torch.ops.aten.sigmoid_backward,
+)  # fmt: skip
+TANH = _unary(
+    "tanh", torch.tanh, "hyperbolic tangent", 3, "tanhf(x)", torch.tanh_,
+    grad_from_output=torch.ops.aten.tanh_backward,
+)  # fmt: skip
 SILU = _unary(
     "silu", F.silu, "x * sigmoid(x) (swish)", 4, "x / (1.0f + expf(-x))", _inplace(F.silu)
 )

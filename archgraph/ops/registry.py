@@ -289,6 +289,9 @@ class PointwiseStep:
     shift) (scale and shift already shaped to broadcast along dim 1).
     cpu_inplace: the same updating x in place (returns x); None: the CPU path uses `cpu`.
     flops: per element.
+    grad_from_output: a unary step whose derivative is a function of its output: the input
+      gradient from (output gradient, output), so a chain ending in it may keep its output
+      for backward instead of its inputs (torch's own rule: ReLU, sigmoid, tanh).
     """
 
     name: str
@@ -297,6 +300,7 @@ class PointwiseStep:
     cpu_inplace: Callable[..., Tensor] | None = None
     flops: int = 1
     operand: str = ""
+    grad_from_output: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def __post_init__(self) -> None:
         if self.operand not in STEP_OPERANDS:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from archgraph.codegen.kernels.recompute import recomputed_input
 
-from archgraph.ops.registry import get_step
+from archgraph.ops.registry import PointwiseStep, get_step
 
 Tensor = torch.Tensor
 
@@ -80,8 +80,9 @@ def pointwise_chain(
     channel (dim 1).
     """
     if _needs_grad(*inputs, *(t for pair in affines.values() for t in pair)):
-        if _is_sum_then_relu(steps, inputs):
-            return SumReluFunction.apply(*inputs)
+        last = _sum_then(steps, inputs)
+        if last is not None:
+            return SumActivationFunction.apply(last, *inputs)
         keys = tuple(sorted(affines))
         flat = [t for i in keys for t in affines[i]]
         return PointwiseChainFunction.apply(tuple(steps), keys, len(inputs), *inputs, *flat)
@@ -139,37 +140,42 @@ class PointwiseChainFunction(torch.autograd.Function):
         return (None, None, None, *(next(grads) if w else None for w in wanted))
 
 
-def _is_sum_then_relu(steps: Sequence[tuple[Any, ...]], inputs: Sequence[Tensor]) -> bool:
-    """relu(inputs[0] + inputs[1] + ...), each input once and none broadcast (a residual add)."""
-    adds = steps[:-1]
-    return (
-        len(steps) >= 2
-        and tuple(steps[-1]) == ("relu",)
-        and all(s[0] == "add" for s in adds)
-        and sorted(s[1] for s in adds) == list(range(1, len(inputs)))
-        and all(t.shape == inputs[0].shape for t in inputs)
-    )
+def _sum_then(steps: Sequence[tuple[Any, ...]], inputs: Sequence[Tensor]) -> PointwiseStep | None:
+    """The last step of act(inputs[0] + inputs[1] + ...), each input once and none broadcast (a
+    residual add), when act's gradient comes from its output (PointwiseStep.grad_from_output);
+    else None."""
+    adds, last = steps[:-1], steps[-1]
+    if not adds or len(last) != 1 or any(s[0] != "add" for s in adds):
+        return None
+    if sorted(s[1] for s in adds) != list(range(1, len(inputs))):
+        return None
+    if any(t.shape != inputs[0].shape for t in inputs):
+        return None
+    step = get_step(last[0])
+    return step if step.grad_from_output is not None and step.cpu_inplace else None
 
 
-class SumReluFunction(torch.autograd.Function):
-    """relu(a + b + ...) keeping its output, not its inputs, for backward: every input's
-    gradient is the output gradient where the output is positive (ReLU's own rule), with no
-    recomputation of the sum as PointwiseChainFunction would do."""
+class SumActivationFunction(torch.autograd.Function):
+    """act(a + b + ...) keeping its output, not its inputs, for backward: every input's
+    gradient is act's gradient from its output (ReLU: the output gradient where the output is
+    positive), with no recomputation of the sum as PointwiseChainFunction would do."""
 
     @staticmethod
-    def forward(ctx: Any, *inputs: Tensor) -> Tensor:
+    def forward(ctx: Any, act: PointwiseStep, *inputs: Tensor) -> Tensor:
         out = inputs[0] + inputs[1]
         for t in inputs[2:]:
             out.add_(t)
-        out.relu_()
+        assert act.cpu_inplace is not None and act.grad_from_output is not None
+        out = act.cpu_inplace(out)
         ctx.save_for_backward(out)
+        ctx.grad_from_output = act.grad_from_output
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         (out,) = ctx.saved_tensors
-        g = torch.ops.aten.threshold_backward(grad, out, 0)
-        return tuple(g if need else None for need in ctx.needs_input_grad)
+        g = ctx.grad_from_output(grad, out)
+        return (None, *(g if need else None for need in ctx.needs_input_grad[1:]))
 
 
 def _split(

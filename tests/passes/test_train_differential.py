@@ -248,9 +248,12 @@ def test_cpu_backward_of_pointwise_groups_and_buffers_passes_gradcheck() -> None
     a, b = (torch.randn(2, 3, 2, 2, generator=gen, dtype=DTYPE, requires_grad=True) for _ in "ab")
     steps = [("silu",), ("mul", 1), ("scale", 0.5), ("add", 0), ("tanh",)]
     assert torch.autograd.gradcheck(lambda x, y: cpu.pointwise_chain(steps, [x, y], {}), (a, b))
-    residual = [("add", 2), ("add", 1), ("relu",)]  # backward by ReLU's rule on the output
     c = torch.randn(2, 3, 2, 2, generator=gen, dtype=DTYPE, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda *t: cpu.pointwise_chain(residual, t, {}), (a, b, c))
+    for act in ("relu", "sigmoid", "tanh"):  # backward by the activation's rule on the output
+        residual = [("add", 2), ("add", 1), (act,)]
+        assert torch.autograd.gradcheck(
+            lambda *t, s=residual: cpu.pointwise_chain(s, t, {}), (a, b, c)
+        )
 
     def block(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         buf = cpu.buffer_init(x, 6)
