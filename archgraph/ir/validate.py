@@ -51,7 +51,8 @@ def validate(graph: Graph) -> None:
                 expected=str(inferred),
                 found=str(node.type),
             )
-        overwritten = op.overwrites(node.args) if op.overwrites else None
+        ow = op.overwrites
+        overwritten = ow.index(node.args) if ow and node.args[ow.flag] else None
         if overwritten is not None and not may_overwrite(graph, node.inputs[overwritten], node.id):
             raise GraphError(
                 f"the node overwrites input {overwritten} ('{node.inputs[overwritten]}'), which "

@@ -40,6 +40,7 @@ from archgraph.ops.registry import (
     Arg,
     Cost,
     OpDef,
+    Overwrite,
     ParamSpec,
     ShapeMismatch,
     get_step,
@@ -167,7 +168,9 @@ CONV2D_FUSED = register_op(
         },
         arity=(1, None),
         fresh_output=True,
-        overwrites=lambda args: args["parts"] if args["residual_inplace"] else None,
+        overwrites=Overwrite(
+            "residual_inplace", lambda args: args["parts"] if args["residual"] else None
+        ),
         infer=_conv_infer,
         params=_conv_params,
         cost=_conv_cost,

@@ -308,6 +308,16 @@ class PointwiseStep:
 
 
 @dataclass(frozen=True)
+class Overwrite:
+    """The op can take its result in the storage of input `index(args)` (None: not with these
+    args) when its boolean arg `flag` is set, which the inplace_residual pass does where
+    archgraph.ir.aliasing.may_overwrite allows it and graph validation checks."""
+
+    flag: str
+    index: Callable[[Mapping[str, Any]], int | None]
+
+
+@dataclass(frozen=True)
 class Affine:
     """The op computes x * scale + shift with per-channel scale and shift on `axis` (None: the
     same for every element, a constant factor). Such an op folds into the weight and bias of a
@@ -357,8 +367,7 @@ class OpDef:
       weights; the sdpa pass swaps it in).
     fresh_output: the op returns a tensor of its own in inference, never an input, a view of
       one or a parameter, so its last reader may overwrite it (the inplace_residual pass).
-    overwrites: from the node's args, the index of the input whose storage the op may write
-      its result into (None: none); archgraph.ir.aliasing.may_overwrite must allow it.
+    overwrites: the op can write its result into one input's storage (see Overwrite).
     """
 
     name: str
@@ -383,7 +392,7 @@ class OpDef:
     stack: tuple[int, str] | None = None
     sdpa_form: str | None = None
     fresh_output: bool = False
-    overwrites: Callable[[Mapping[str, Any]], int | None] | None = None
+    overwrites: Overwrite | None = None
 
     def __post_init__(self) -> None:
         if self.module is not None and self.lower is not None:

@@ -1,6 +1,6 @@
-"""inplace_residual: a fused conv whose residual input nobody reads afterwards adds its result
-into that input's storage (conv2d_fused `residual_inplace`; on the CPU oneDNN's in-place sum
-post-op) instead of into a fresh tensor.
+"""inplace_residual: an op that can take its result in an input's storage (OpDef.overwrites:
+conv2d_fused's residual, `residual_inplace`; on the CPU oneDNN's in-place sum post-op) does so
+when nobody reads that input afterwards, instead of writing a fresh tensor.
 
 A ResNet stage's residual stream then lives in one buffer: each block's last conv adds into the
 block input it was handed, which its first conv has already read. Measured in
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from archgraph.ir.aliasing import may_overwrite
 from archgraph.ir.graph import Graph
+from archgraph.ops.registry import get_op
 from archgraph.passes.manager import Change, Pass
 from archgraph.passes.rewrite import Rewriter
 
@@ -22,12 +23,14 @@ def inplace_residual(graph: Graph) -> tuple[Graph, Change]:
     rw = Rewriter(graph)
     donated = 0
     for node in graph.nodes():
-        if node.op != "conv2d_fused" or not node.args["residual"] or node.args["residual_inplace"]:
+        ow = get_op(node.op).overwrites
+        if ow is None or node.args[ow.flag]:
             continue
-        if may_overwrite(graph, node.inputs[node.args["parts"]], node.id):
-            rw.put(node.evolve(args={**node.args, "residual_inplace": True}))
+        index = ow.index(node.args)
+        if index is not None and may_overwrite(graph, node.inputs[index], node.id):
+            rw.put(node.evolve(args={**node.args, ow.flag: True}))
             donated += 1
-    notes = (f"{donated} conv(s) add into their residual's buffer",) if donated else ()
+    notes = (f"{donated} node(s) write into an input nothing reads afterwards",) if donated else ()
     return rw.build(), Change(notes=notes)
 
 
