@@ -69,16 +69,22 @@ def test_fold_bn_leaves_a_conv_with_two_consumers() -> None:
     check_against_o0(graph, graph.weights)
 
 
+def _basic_block(b: Builder, x: str, prefix: str = "") -> str:
+    """conv0-bn0-relu0, conv1-bn1, add x, relu (a ResNet basic block, 8 channels); node names
+    start with `prefix`."""
+    y = b.node("conv2d", x, name=f"{prefix}conv0", out_channels=8, kernel_size=3, padding=1,
+               bias=False)  # fmt: skip
+    y = b.node("relu", b.node("batchnorm", y, name=f"{prefix}bn0"), name=f"{prefix}relu0")
+    y = b.node("conv2d", y, name=f"{prefix}conv1", out_channels=8, kernel_size=3, padding=1,
+               bias=False)  # fmt: skip
+    y = b.node("add", b.node("batchnorm", y, name=f"{prefix}bn1"), x, name=f"{prefix}add")
+    return b.node("relu", y, name=f"{prefix}relu")
+
+
 def _resnet_unit() -> Graph:
-    """conv0-bn0-relu0, conv1-bn1, add the unit's input, relu (a ResNet basic block)."""
+    """One basic block over the graph's input."""
     b = Builder("unit")
-    x = b.input("x", [8, 6, 6])
-    y = b.node("conv2d", x, name="conv0", out_channels=8, kernel_size=3, padding=1, bias=False)
-    y = b.node("relu", b.node("batchnorm", y, name="bn0"), name="relu0")
-    y = b.node("conv2d", y, name="conv1", out_channels=8, kernel_size=3, padding=1, bias=False)
-    y = b.node("batchnorm", y, name="bn1")
-    y = b.node("add", y, x, name="add")
-    b.output(b.node("relu", y, name="relu"))
+    b.output(_basic_block(b, b.input("x", [8, 6, 6])))
     return _bound(b.build())
 
 
@@ -318,22 +324,11 @@ def test_every_pass_is_listed_in_a_level() -> None:
     assert set(TRAIN_LEVELS[2]) == set(TRAIN_SAFE)
 
 
-def _basic_block(b: Builder, x: str, name: str) -> str:
-    """conv-bn-relu, conv-bn, add x, relu (8 channels)."""
-    y = b.node("conv2d", x, name=f"{name}.conv0", out_channels=8, kernel_size=3, padding=1,
-               bias=False)  # fmt: skip
-    y = b.node("relu", b.node("batchnorm", y, name=f"{name}.bn0"), name=f"{name}.relu0")
-    y = b.node("conv2d", y, name=f"{name}.conv1", out_channels=8, kernel_size=3, padding=1,
-               bias=False)  # fmt: skip
-    y = b.node("add", b.node("batchnorm", y, name=f"{name}.bn1"), x, name=f"{name}.add")
-    return b.node("relu", y, name=f"{name}.relu")
-
-
 def _two_blocks(*, first_is_output: bool = False, read_after: bool = False) -> Graph:
     b = Builder("two_blocks")
     x = b.input("x", [8, 6, 6])
-    y1 = _basic_block(b, x, "block1")
-    y2 = _basic_block(b, y1, "block2")
+    y1 = _basic_block(b, x, "block1.")
+    y2 = _basic_block(b, y1, "block2.")
     if read_after:  # block1's output is read again after block2
         y2 = b.node("add", y2, y1, name="late_read")
     b.output(y2)
